@@ -1,0 +1,5 @@
+"""`python -m ferryman` runs the CLI."""
+
+from ferryman.cli import main
+
+main()

@@ -1,0 +1,55 @@
+"""Request dependencies, each declared once as an Annotated alias and used in route signatures."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ferryman.container import Container
+from ferryman.errors import Forbidden
+from ferryman.identity import Principal, Scope
+from ferryman.jobs import JobService
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.state.container
+    return container
+
+
+def get_jobs(request: Request) -> JobService:
+    return get_container(request).jobs
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
+
+
+async def authenticate(request: Request) -> Principal:
+    principal = await get_container(request).identity.authenticate(
+        bearer_token(request), ip=request.client.host if request.client else None)
+    request.state.principal = principal
+    return principal
+
+
+def require(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency that passes only principals holding `scope`."""
+
+    async def check(request: Request) -> Principal:
+        principal: Principal = request.state.principal if hasattr(request.state, "principal") else \
+            await authenticate(request)
+        if not principal.has(scope):
+            raise Forbidden(f"this token lacks the {scope.value!r} scope")
+        return principal
+
+    return check
+
+
+AppContainer = Annotated[Container, Depends(get_container)]
+Jobs = Annotated[JobService, Depends(get_jobs)]
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+JobsWriter = Annotated[Principal, Depends(require(Scope.JOBS_WRITE))]
+JobsReader = Annotated[Principal, Depends(require(Scope.JOBS_READ))]

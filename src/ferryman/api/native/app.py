@@ -1,0 +1,54 @@
+"""The native surface as its own FastAPI app, with its error envelope and authentication on every route."""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+
+from ferryman.api.body_limit import BodySizeLimit
+from ferryman.api.deps import authenticate
+from ferryman.api.errors import HTTP_CODES, native_body, render_internal_error, render_native_error
+from ferryman.api.native import jobs, models
+
+from ferryman.errors import FerrymanError
+
+
+async def _on_ferryman_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FerrymanError)
+    return render_native_error(exc)
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = [{"loc": [str(p) for p in e["loc"]], "message": e["msg"], "type": e["type"]} for e in exc.errors()]
+    first = problems[0] if problems else {"loc": [], "message": "invalid request"}
+    return JSONResponse(native_body("validation_error", f"{'.'.join(first['loc'])}: {first['message']}",
+                                    {"errors": problems}), status_code=400)
+
+
+async def _on_http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = HTTP_CODES.get(exc.status_code, "internal_error")
+    return JSONResponse(native_body(code, str(exc.detail)), status_code=exc.status_code)
+
+
+async def _on_unexpected(_: Request, exc: Exception) -> Response:
+    return render_internal_error(exc)
+
+
+def create_native_app(*, max_body_bytes: int) -> FastAPI:
+    app = FastAPI(title="Ferryman native API", version="1", docs_url=None, redoc_url=None,
+                  dependencies=[Depends(authenticate)])
+    app.include_router(jobs.router)
+    app.include_router(models.router)
+    app.add_exception_handler(FerrymanError, _on_ferryman_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(HTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, render=render_native_error)
+    return app
+
+
+

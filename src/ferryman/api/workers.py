@@ -1,0 +1,102 @@
+"""The worker endpoint: one WebSocket per worker agent, authenticated by a region-bound worker token."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ferryman.container import Container
+from ferryman.dispatch import QueueNode, WorkerConn, protocol
+from ferryman.errors import Unauthenticated
+from ferryman.types import Region
+
+log = structlog.get_logger(__name__)
+
+REGISTER_TIMEOUT_SECONDS = 10.0
+OUTBOX_LIMIT = 10_000
+
+
+def _token(websocket: WebSocket) -> str | None:
+    scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
+
+
+async def _refuse(websocket: WebSocket, code: str, message: str) -> None:
+    await websocket.send_text(protocol.encode(protocol.ErrorMessage(code=code, message=message)))
+    await websocket.close(code=1008)
+
+
+async def worker_endpoint(websocket: WebSocket) -> None:
+    container: Container = websocket.state.container
+    await websocket.accept()
+    try:
+        principal = await container.identity.authenticate_worker(_token(websocket))
+        first = await asyncio.wait_for(websocket.receive_text(), REGISTER_TIMEOUT_SECONDS)
+        register = protocol.decode_worker_message(first)
+    except Unauthenticated as exc:
+        await _refuse(websocket, "unauthorized", exc.message)
+        return
+    except (protocol.ProtocolError, TimeoutError, WebSocketDisconnect, KeyError) as exc:
+        with contextlib.suppress(Exception):
+            await _refuse(websocket, "protocol_error", f"expected a register frame first: {exc}")
+        return
+    if not isinstance(register, protocol.Register):
+        await _refuse(websocket, "protocol_error", f"expected a register frame first, got {register.type!r}")
+        return
+    if register.region != principal.region.value:
+        await _refuse(websocket, "forbidden",
+                      f"this worker token is bound to region {principal.region.value}, not {register.region}")
+        return
+    node = container.nodes.get(Region(register.region))
+    if node is None:
+        await _refuse(websocket, "forbidden", f"region {register.region} is not served by this API")
+        return
+    await _serve(websocket, node, register)
+
+
+async def _serve(websocket: WebSocket, node: QueueNode, register: protocol.Register) -> None:
+    outbox: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def send(frame: str) -> None:
+        outbox.put_nowait(frame)
+
+    def close() -> None:
+        outbox.put_nowait(None)
+
+    async def write_frames() -> None:
+        while (frame := await outbox.get()) is not None:
+            await websocket.send_text(frame)
+        await websocket.close(code=1000)
+
+    worker = node.attach(register, send=send, close=close)
+    writer = asyncio.create_task(write_frames())
+    try:
+        await _read_frames(websocket, node, worker)
+    finally:
+        node.detach(worker)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await writer
+
+
+async def _read_frames(websocket: WebSocket, node: QueueNode, worker: WorkerConn) -> None:
+    while True:
+        try:
+            message = await websocket.receive()
+        except RuntimeError:
+            return
+        if message["type"] == "websocket.disconnect":
+            return
+        if (text := message.get("text")) is not None:
+            try:
+                node.handle(worker, protocol.decode_worker_message(text))
+            except protocol.ProtocolError as exc:
+                worker.send(protocol.encode(protocol.ErrorMessage(code="protocol_error", message=str(exc))))
+        elif (data := message.get("bytes")) is not None:
+            try:
+                await node.store_blob(worker, protocol.decode_blob(data))
+            except (protocol.ProtocolError, ValueError) as exc:
+                worker.send(protocol.encode(protocol.ErrorMessage(code="protocol_error", message=str(exc))))

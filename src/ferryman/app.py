@@ -1,0 +1,38 @@
+"""The ASGI application: the container as lifespan state, and every surface mounted in one explicit list."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route, WebSocketRoute
+
+from ferryman.api import health
+from ferryman.api.native import create_native_app
+from ferryman.api.workers import worker_endpoint
+from ferryman.clock import Clock
+from ferryman.config import Settings
+from ferryman.container import Container, open_container
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None,
+               on_ready: Any = None) -> Starlette:
+    """Build the app; the container opens when the lifespan starts and closes when it ends."""
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[dict[str, Container]]:
+        async with open_container(settings, clock=clock) as container:
+            if on_ready is not None:
+                on_ready(container)
+            yield {"container": container}
+
+    routes = [
+        Route("/healthz", health.healthz),
+        Route("/readyz", health.readyz),
+        Route("/metrics", health.metrics),
+        WebSocketRoute("/v1/workers/connect", worker_endpoint),
+        Mount("/v1", app=create_native_app(max_body_bytes=settings.max_body_bytes)),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

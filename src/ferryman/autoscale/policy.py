@@ -1,0 +1,145 @@
+"""Ferryman's scaling policy: queueing-theory sizing for the load one provisioning lag ahead.
+
+    slots = λ̂·S/ρ  +  β·√(λ̂·S)  +  W/D
+            steady     headroom     drain
+
+λ̂ is the arrival rate forecast `provisioning_lag_s` ahead (trend from two EWMAs), S the learned mean
+service time, ρ the target utilization, β the square-root-staffing coefficient (Halfin-Whitt), W the
+queued work and D the class deadline. Workers = ⌈slots / slots_per_worker⌉, clamped to
+[min, max] and the spend cap. Growth is immediate; shrinking waits until the need has stayed lower
+for a whole cool-down, and then only drains (see fleet_plan). docs/autoscaler.md has the derivation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from ferryman.types import Priority
+
+from .fleet_plan import plan_fleet
+from .models import Decision, FleetSignals
+
+# below this many slots of offered load a batch-only model needs no worker at all
+_IDLE_LOAD_SLOTS = 1e-3
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    """Knobs of FerrymanPolicy; the defaults are the ones docs/autoscaler.md measures."""
+
+    target_utilization: float = 0.9
+    headroom_beta: float = 1.0
+    cooldown_s: float = 300.0
+    min_workers: int = 1
+    max_workers: int = 64
+    spend_cap_usd_per_hour: float | None = None
+    batch_scales_to_zero: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.target_utilization <= 1.0:
+            raise ValueError(f"target_utilization must be in (0, 1], got {self.target_utilization}")
+        if not 0 <= self.min_workers <= self.max_workers:
+            raise ValueError(f"need 0 <= min_workers <= max_workers, got {self.min_workers}, {self.max_workers}")
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    """The terms of the sizing formula, kept for the decision's reason string and for tests."""
+
+    forecast_rate_per_s: float
+    mean_service_s: float
+    steady_slots: float
+    headroom_slots: float
+    drain_slots: float
+
+    @property
+    def slots(self) -> float:
+        return self.steady_slots + self.headroom_slots + self.drain_slots
+
+
+def forecast_rate(signals: FleetSignals) -> float:
+    """Arrival rate expected `provisioning_lag_s` from now; never below the short-window rate.
+
+    An EWMA of a linear ramp lags the ramp by its time constant, so the gap between the short and
+    long EWMAs measures the slope: slope = (λ_short − λ_long) / (τ_long − τ_short). We extrapolate
+    the short EWMA by τ_short + lag. Downward trends are not extrapolated: capacity released on a
+    guess takes a whole provisioning lag to come back.
+    """
+    gap_s = signals.long_window_s - signals.short_window_s
+    if gap_s <= 0:
+        return signals.arrival_rate_short_per_s
+    slope = (signals.arrival_rate_short_per_s - signals.arrival_rate_long_per_s) / gap_s
+    ahead = signals.arrival_rate_short_per_s + slope * (signals.short_window_s + signals.provisioning_lag_s)
+    return max(signals.arrival_rate_short_per_s, ahead)
+
+
+def size_slots(signals: FleetSignals, config: PolicyConfig) -> Sizing:
+    """Slots needed now to meet the forecast load and clear the backlog within the deadline."""
+    rate = forecast_rate(signals)
+    service_s = signals.mean_service_s
+    load = rate * service_s
+    drain = signals.backlog_work_s / signals.deadline_s if signals.deadline_s > 0 else 0.0
+    return Sizing(
+        forecast_rate_per_s=rate,
+        mean_service_s=service_s,
+        steady_slots=load / config.target_utilization,
+        headroom_slots=config.headroom_beta * math.sqrt(load),
+        drain_slots=drain,
+    )
+
+
+class FerrymanPolicy:
+    """Our policy. Keeps only the recent raw targets, to apply the cool-down; otherwise a pure function
+    of the signals. One instance per (region, model) queue."""
+
+    name = "ferryman"
+
+    def __init__(self, config: PolicyConfig | None = None) -> None:
+        self.config = config or PolicyConfig()
+        self._recent: deque[tuple[float, int]] = deque()
+
+    def decide(self, signals: FleetSignals) -> Decision:
+        sizing = size_slots(signals, self.config)
+        wanted = self._clamp(signals, self._workers_for(signals, sizing))
+        held = self._hold_for_cooldown(signals.now_s, wanted)
+        desired = max(wanted, min(held, signals.active))
+        reason = _explain(signals, sizing, wanted, desired)
+        return plan_fleet(signals, desired, reason)
+
+    def _workers_for(self, signals: FleetSignals, sizing: Sizing) -> int:
+        busy_or_queued = signals.running_jobs + signals.queue_depth
+        if sizing.slots < _IDLE_LOAD_SLOTS and busy_or_queued == 0:
+            return 0
+        return math.ceil(sizing.slots / signals.slots_per_worker - 1e-9)
+
+    def _clamp(self, signals: FleetSignals, workers: int) -> int:
+        config = self.config
+        floor = config.min_workers
+        if config.batch_scales_to_zero and signals.priority is Priority.BATCH:
+            floor = 0
+        ceiling = config.max_workers
+        if config.spend_cap_usd_per_hour is not None and signals.price_usd_per_worker_hour > 0:
+            ceiling = min(ceiling, int(config.spend_cap_usd_per_hour // signals.price_usd_per_worker_hour))
+        return max(min(workers, ceiling), min(floor, ceiling))
+
+    def _hold_for_cooldown(self, now_s: float, wanted: int) -> int:
+        """The largest target of the last `cooldown_s`: shrink only after the need stayed low."""
+        recent = self._recent
+        while recent and recent[0][0] < now_s - self.config.cooldown_s:
+            recent.popleft()
+        while recent and recent[-1][1] <= wanted:
+            recent.pop()
+        recent.append((now_s, wanted))
+        return recent[0][1]
+
+
+def _explain(signals: FleetSignals, sizing: Sizing, wanted: int, desired: int) -> str:
+    held = f", holding {desired} for cool-down" if desired > wanted else ""
+    return (
+        f"λ {signals.arrival_rate_short_per_s:.2f}/s → {sizing.forecast_rate_per_s:.2f}/s in "
+        f"{signals.provisioning_lag_s:.0f}s, S {sizing.mean_service_s:.2f}s: "
+        f"{sizing.steady_slots:.1f} steady + {sizing.headroom_slots:.1f} headroom + "
+        f"{sizing.drain_slots:.1f} drain = {sizing.slots:.1f} slots → {wanted} workers{held}"
+    )

@@ -1,0 +1,205 @@
+"""The `ferryman` command: `up` runs everything, `serve` the API alone, `worker` a worker agent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import ssl
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ferryman.config import Settings
+from ferryman.logs import configure_logging
+
+app = typer.Typer(help="Ferryman: one API in front of a fleet of GPU workers.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+orgs_app = typer.Typer(help="Manage organizations (operator commands; they act on the data dir directly).")
+app.add_typer(orgs_app, name="orgs")
+console = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default ./.ferryman or $FERRYMAN_HOME).")]
+Port = Annotated[int, typer.Option("--port", help="API port.")]
+
+
+def _settings(data_dir: Path | None, **overrides: object) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _serve(settings: Settings, *, with_workers: bool) -> None:
+    from ferryman.server import ApiServer, StartupFailed
+    from ferryman.supervisor import WorkerCommand, WorkerSupervisor, worker_argv
+
+    server = ApiServer(settings)
+    try:
+        await server.start()
+    except StartupFailed as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    assert server.container is not None
+    url = f"http://{settings.host}:{settings.port}"
+    boot = server.container.bootstrap
+    console.print(f"[bold green]Ferryman[/] API on {url}  (data: {settings.data_dir})")
+    if boot.admin_token:
+        console.print(f"Admin API token (shown once, also in {settings.data_dir / 'admin-token'}):")
+        print(boot.admin_token, flush=True)
+    else:
+        console.print(f"Admin API token: in {settings.data_dir / 'admin-token'}")
+    supervisor = None
+    if with_workers:
+        backend = "echo" if settings.dev else "llamacpp"
+        model = "echo-1" if settings.dev else settings.model_name
+        commands = []
+        for region in settings.regions:
+            token = (settings.data_dir / f"worker-token-{region}").read_text().strip()
+            argv = worker_argv(url=url, region=region, backend=backend, models=[model], slots=settings.worker_slots,
+                               extra=["--worker-id", f"local-{region}-{socket.gethostname()}"])
+            commands.append(WorkerCommand(f"worker-{region}", argv, {"FERRYMAN_WORKER_TOKEN": token}))
+        supervisor = WorkerSupervisor(commands)
+        supervisor.start()
+        console.print(f"Started {len(commands)} local workers ({backend}, model {model}). Ctrl-C stops everything.")
+    waiter = asyncio.create_task(_wait_for_signal())
+    server_done = asyncio.create_task(server.wait())
+    await asyncio.wait([waiter, server_done], return_when=asyncio.FIRST_COMPLETED)
+    console.print("Stopping: draining workers…")
+    if supervisor is not None:
+        await supervisor.stop()
+    await server.stop()
+    waiter.cancel()
+    console.print("Stopped.")
+
+
+@app.command()
+def up(
+    port: Port = 8000, data_dir: DataDir = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    dev: Annotated[bool, typer.Option("--dev", help="Serve the `echo` test backend instead of the real model.")] = False,
+    slots: Annotated[int, typer.Option(help="Slots per local worker.")] = 1,
+) -> None:
+    """Run the API, a queue node per region and one local worker per region serving the local model."""
+    settings = _settings(data_dir, port=port, host=host, dev=dev or None, worker_slots=slots)
+    configure_logging(settings.log_level)
+    asyncio.run(_serve(settings, with_workers=True))
+
+
+@app.command()
+def serve(port: Port = 8000, data_dir: DataDir = None,
+          host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1") -> None:
+    """Run the API and the region queue nodes only; workers join from elsewhere with `ferryman worker`."""
+    settings = _settings(data_dir, port=port, host=host)
+    configure_logging(settings.log_level)
+    asyncio.run(_serve(settings, with_workers=False))
+
+
+def _parse_options(options: list[str]) -> dict[str, str]:
+    parsed = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--option takes key=value, got {option!r}")
+        parsed[key] = value
+    return parsed
+
+
+@app.command()
+def worker(
+    url: Annotated[str, typer.Option(help="Base URL of the Ferryman API, e.g. http://127.0.0.1:8000.")],
+    region: Annotated[str, typer.Option(help="Region of the worker token: us or eu.")],
+    backend: Annotated[str, typer.Option(help="Backend: echo, llamacpp, openai-upstream, or a plugin.")],
+    token: Annotated[str, typer.Option(envvar="FERRYMAN_WORKER_TOKEN", help="Worker token (fmw_…).")] = "",
+    models: Annotated[list[str] | None, typer.Option(help="Model names to serve (repeat or comma-separate).")] = None,
+    slots: Annotated[int, typer.Option(min=1, max=4096, help="Jobs run at once.")] = 1,
+    worker_id: Annotated[str | None, typer.Option(help="Stable id of this worker.")] = None,
+    upstream_url: Annotated[str | None, typer.Option(help="openai-upstream: base URL, e.g. http://127.0.0.1:9000/v1.")] = None,
+    upstream_api_key: Annotated[str | None, typer.Option(envvar="FERRYMAN_UPSTREAM_API_KEY", help="openai-upstream: API key.")] = None,
+    model_path: Annotated[str | None, typer.Option(help="llamacpp: path of a GGUF file.")] = None,
+    option: Annotated[list[str] | None, typer.Option(help="Backend option key=value (repeatable).")] = None,
+    ca_file: Annotated[Path | None, typer.Option(help="CA bundle to verify a wss:// API with.")] = None,
+) -> None:
+    """Run a worker agent: connect to the region's queue node and serve jobs on a backend."""
+    from ferryman.errors import ConfigError
+    from ferryman.worker import AgentSettings, BackendSettings, Unrecoverable, WorkerAgent, load_backend
+
+    configure_logging(os.environ.get("FERRYMAN_LOG_LEVEL", "info"))
+    if not token:
+        console.print("[red]No worker token.[/] Pass --token or set FERRYMAN_WORKER_TOKEN "
+                      "(ferryman up writes one to .ferryman/worker-token-<region>).")
+        raise typer.Exit(2)
+    names = tuple(m.strip() for item in models or [] for m in item.split(",") if m.strip())
+    backend_settings = BackendSettings(models=names, model_path=model_path, upstream_url=upstream_url,
+                                       upstream_api_key=upstream_api_key, slots=slots,
+                                       options=_parse_options(option or []))
+    try:
+        chosen = load_backend(backend, backend_settings)
+    except ConfigError as exc:
+        console.print(f"[red]{exc.message}[/]")
+        raise typer.Exit(2) from None
+    context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
+    settings = AgentSettings(url=url, token=token, region=region, slots=slots, ssl_context=context,
+                             worker_id=worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
+    agent = WorkerAgent(settings, chosen)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, agent.drain)
+        warm_up = getattr(chosen, "warm_up", None)
+        if warm_up is not None:
+            await warm_up()
+        await agent.run()
+
+    try:
+        asyncio.run(main())
+    except Unrecoverable as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+
+
+@orgs_app.command("create")
+def orgs_create(
+    name: str, data_dir: DataDir = None,
+    region: Annotated[str, typer.Option(help="Data region: us or eu.")] = "us",
+    weight: Annotated[float, typer.Option(help="Fair-share weight against other orgs.")] = 1.0,
+    token_days: Annotated[int, typer.Option(min=1, max=90, help="Expiry of the API token printed.")] = 30,
+) -> None:
+    """Create an organization with an owner and print an API token for it (shown once)."""
+    from ferryman.container import open_identity
+    from ferryman.types import Region
+
+    settings = _settings(data_dir)
+
+    async def main() -> tuple[str, str]:
+        async with open_identity(settings) as identity:
+            org, user_id = await identity.create_org(name=name, region=Region(region), weight=weight)
+            issued = await identity.issue_api_token(org_id=org.id, user_id=user_id, name=f"{name} owner",
+                                                    expires_in_days=token_days)
+            return org.id, issued.secret
+
+    if region not in settings.regions:
+        console.print(f"[red]unknown region {region!r}; choose one of {settings.regions}[/]")
+        raise typer.Exit(2)
+    org_id, secret = asyncio.run(main())
+    console.print(f"Created org {org_id} in region {region}. API token (shown once):")
+    print(secret)
+
+
+def main() -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        app()

@@ -1,0 +1,70 @@
+"""Every setting of the platform, declared once: its type, default, and description.
+
+Only `cli.py` and test fixtures build `Settings`; everything else receives the piece it needs. The CLI help and
+docs/configuration.md come from these declarations, and a test checks that they agree.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("FERRYMAN_HOME", ".ferryman"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FERRYMAN_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the SQLite stores, region blob directories, keys and tokens live (FERRYMAN_HOME).",
+    )
+    host: str = Field("127.0.0.1", description="Address the API listens on.")
+    port: int = Field(8000, description="Port the API listens on.")
+    global_database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the global store; default: SQLite file global.db in the data dir."
+    )
+    region_database_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="SQLAlchemy URL per region store (e.g. {'us': 'postgresql+asyncpg://…'}); default: SQLite.",
+    )
+    regions: list[str] = Field(default_factory=lambda: ["us", "eu"], description="Regions this API serves.")
+    max_body_bytes: int = Field(4 * 1024 * 1024, description="Largest request body accepted (413 above it).")
+    lease_seconds: float = Field(30.0, description="Lease a worker gets on a job; progress renews it.")
+    lease_check_interval_seconds: float = Field(0.5, description="How often the queue node looks for lapsed leases.")
+    poison_threshold: int = Field(3, description="Distinct workers a job may crash before it fails as poison.")
+    max_attempts: int = Field(5, description="Attempts (dispatches) a job may have before it fails for good.")
+    backlog_cap: int = Field(100_000, description="Queued jobs per region, model and priority class (429 above).")
+    default_deadline_seconds: dict[str, float] = Field(
+        default_factory=lambda: {"interactive": 600.0, "async": 3600.0, "batch": 86400.0},
+        description="Deadline per priority class when a job names none: queued past it → expired, running → timeout.",
+    )
+    max_wait_seconds: float = Field(300.0, description="Longest `wait` a synchronous request may ask for.")
+    allow_private_webhooks: bool = Field(
+        False, description="Allow webhook URLs on private, loopback or link-local addresses (local development)."
+    )
+    webhook_max_attempts: int = Field(6, description="Delivery attempts per webhook before giving up.")
+    webhook_backoff_seconds: float = Field(1.0, description="First retry delay of a webhook; doubles each attempt.")
+    webhook_timeout_seconds: float = Field(10.0, description="Timeout of one webhook delivery attempt.")
+    event_retention_seconds: float = Field(600.0, description="How long a finished job's stream events stay replayable.")
+    log_level: str = Field("info", description="Log level: debug, info, warning or error.")
+    access_log: bool = Field(False, description="Log every HTTP request (slow under load).")
+    dev: bool = Field(False, description="Serve the `echo` test backend instead of the real model in `ferryman up`.")
+    model_name: str = Field("smollm2-135m", description="Name under which `ferryman up` serves its local model.")
+    worker_slots: int = Field(1, description="Slots of each local worker `ferryman up` starts.")
+
+    def region_database_url(self, region: str) -> str:
+        if url := self.region_database_urls.get(region):
+            return url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'regions' / region / 'region.db'}"
+
+    def global_url(self) -> str:
+        return self.global_database_url or f"sqlite+aiosqlite:///{self.data_dir / 'global.db'}"
+
+    def region_dir(self, region: str) -> Path:
+        return self.data_dir / "regions" / region

@@ -1,0 +1,115 @@
+"""The app container: every engine, store, service and queue node, built from Settings and owned in one place."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import structlog
+from prometheus_client import CollectorRegistry
+
+from ferryman import dispatch, identity, jobs, privacy, store
+from ferryman.clock import Clock, SystemClock
+from ferryman.config import Settings
+from ferryman.types import Region
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Container:
+    settings: Settings
+    clock: Clock
+    registry: CollectorRegistry
+    identity: identity.IdentityService
+    jobs: jobs.JobService
+    nodes: dict[Region, dispatch.QueueNode]
+    webhooks: jobs.WebhookSender
+    bootstrap: identity.Bootstrap
+
+
+def _notify_webhook(sender: jobs.WebhookSender, job: jobs.Job) -> None:
+    if job.webhook_url:
+        sender.send(org_id=job.org_id, url=job.webhook_url, event=f"job.{job.state.value}",
+                    data={"id": job.id, "status": job.state.value, "task": job.task.value, "model": job.model})
+
+
+@contextlib.asynccontextmanager
+async def open_container(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[Container]:
+    """Open stores (migrating them), start the writers and queue nodes; close all of it in reverse on exit."""
+    clock = clock or SystemClock()
+    regions = [Region(r) for r in settings.regions]
+    async with contextlib.AsyncExitStack() as stack:
+        global_engine = store.create_engine(settings.global_url())
+        stack.push_async_callback(global_engine.dispose)
+        await store.migrate(global_engine, "global")
+        global_writer = store.StoreWriter(global_engine, name="global")
+        global_writer.start()
+        stack.push_async_callback(global_writer.stop)
+        identity_service = identity.IdentityService(
+            repo=identity.IdentityRepository(engine=global_engine, writer=global_writer), clock=clock)
+
+        http = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+        stack.push_async_callback(http.aclose)
+        webhooks = jobs.WebhookSender(
+            client=http, secret_for=identity_service.webhook_secret, allow_private=settings.allow_private_webhooks,
+            max_attempts=settings.webhook_max_attempts, backoff_seconds=settings.webhook_backoff_seconds)
+        stack.push_async_callback(webhooks.aclose)
+
+        registry = CollectorRegistry()
+        metrics = dispatch.NodeMetrics(registry)
+        events = jobs.JobEvents()
+        node_settings = dispatch.NodeSettings(
+            lease_seconds=settings.lease_seconds, tick_seconds=settings.lease_check_interval_seconds,
+            poison_threshold=settings.poison_threshold, max_attempts=settings.max_attempts,
+            backlog_cap=settings.backlog_cap, event_retention_seconds=settings.event_retention_seconds)
+        repos: dict[Region, jobs.JobRepository] = {}
+        nodes: dict[Region, dispatch.QueueNode] = {}
+        for region in regions:
+            engine = store.create_engine(settings.region_database_url(region.value))
+            stack.push_async_callback(engine.dispose)
+            await store.migrate(engine, "region")
+            writer = store.StoreWriter(engine, name=region.value)
+            writer.start()
+            stack.push_async_callback(writer.stop)
+            region_dir = settings.region_dir(region.value)
+            cipher = privacy.PayloadCipher(
+                region=region.value, master_key=privacy.load_or_create_master_key(region_dir / "master.key"),
+                engine=engine, writer=writer)
+            repos[region] = jobs.JobRepository(region=region, engine=engine, writer=writer, cipher=cipher,
+                                               blobs=store.LocalBlobStore(region_dir / "blobs"))
+            node = dispatch.QueueNode(region, repo=repos[region], events=events, clock=clock,
+                                      settings=node_settings, metrics=metrics,
+                                      on_finished=lambda job: _notify_webhook(webhooks, job))
+            await node.start()
+            stack.push_async_callback(node.stop)
+            nodes[region] = node
+        registry.register(dispatch.NodeGauges(lambda: [n.snapshot() for n in nodes.values()]))
+
+        job_service = jobs.JobService(
+            repos=repos, nodes=dict(nodes), events=events, clock=clock,
+            settings=jobs.JobSettings(default_deadline_seconds=settings.default_deadline_seconds,
+                                      max_wait_seconds=settings.max_wait_seconds,
+                                      allow_private_webhooks=settings.allow_private_webhooks))
+        boot = await identity_service.bootstrap(settings.data_dir, regions)
+        yield Container(settings=settings, clock=clock, registry=registry, identity=identity_service,
+                        jobs=job_service, nodes=nodes, webhooks=webhooks, bootstrap=boot)
+
+
+@contextlib.asynccontextmanager
+async def open_identity(settings: Settings) -> AsyncIterator[identity.IdentityService]:
+    """The global store alone, for operator commands that run beside (or without) a server."""
+    engine = store.create_engine(settings.global_url())
+    try:
+        await store.migrate(engine, "global")
+        writer = store.StoreWriter(engine, name="global-cli")
+        writer.start()
+        try:
+            yield identity.IdentityService(repo=identity.IdentityRepository(engine=engine, writer=writer),
+                                           clock=SystemClock())
+        finally:
+            await writer.stop()
+    finally:
+        await engine.dispose()

@@ -1,0 +1,420 @@
+"""The region queue node: ready queues, connected workers, leases and fences for one region.
+
+It is an actor in the asyncio sense: all of its state is touched only from the event loop, by methods that do
+not await half-way through a decision, so no lock is needed. Durable writes go through the region store's
+writer; a frame that acknowledges a state change (a dispatch, a result to the client) is sent only once the
+write is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from ferryman.clock import Clock
+from ferryman.dispatch import protocol as p
+from ferryman.dispatch.fairshare import ModelQueues
+from ferryman.dispatch.live import LiveJob
+from ferryman.dispatch.metrics import NodeMetrics
+from ferryman.dispatch.registry import WorkerConn
+from ferryman.dispatch.timers import TimerHeap
+from ferryman.errors import BacklogFull
+from ferryman.jobs import Job, JobEvents, JobFailure, JobRepository, JobState, ModelInfo, QueueInfo, Timings
+from ferryman.types import JobId, Priority, Region, Task
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    lease_seconds: float = 30.0
+    tick_seconds: float = 0.5
+    poison_threshold: int = 3
+    max_attempts: int = 5
+    backlog_cap: int = 100_000
+    event_retention_seconds: float = 600.0
+
+
+OnFinished = Callable[[Job], None]
+
+
+class QueueNode:
+    def __init__(
+        self, region: Region, *, repo: JobRepository, events: JobEvents, clock: Clock, settings: NodeSettings,
+        metrics: NodeMetrics, on_finished: OnFinished | None = None,
+    ) -> None:
+        self.region = region
+        self._repo, self._events, self._clock, self._settings = repo, events, clock, settings
+        self._metrics, self._on_finished = metrics, on_finished
+        self._queues: dict[str, ModelQueues] = {}
+        self._live: dict[str, LiveJob] = {}
+        self._workers: dict[str, WorkerConn] = {}
+        self._catalog: dict[str, frozenset[Task]] = {}
+        self._service_seconds: dict[str, float] = {}
+        self._leases = TimerHeap()
+        self._deadlines = TimerHeap()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ticker: asyncio.Task[None] | None = None
+
+    # -- lifecycle
+
+    async def start(self) -> None:
+        """Load the model catalog and re-queue every unfinished job (running ones get a new fence)."""
+        for name, tasks in await self._repo.find_models():
+            self._catalog[name] = frozenset(Task(t) for t in tasks)
+        recovered = await self._repo.find_unfinished()
+        for job, payload in recovered:
+            live = self._make_live(job, payload)
+            live.attempts, live.crashed = job.attempts, set(job.crashed_workers)
+            live.fence = job.fence + 1 if job.state is not JobState.QUEUED else job.fence
+            if job.state is not JobState.QUEUED:
+                await self._repo.update(job.id, state=JobState.QUEUED.value, fence=live.fence, worker_id=None)
+            self._queue(live)
+        if recovered:
+            log.info("node.recovered", region=self.region, jobs=len(recovered))
+        self._ticker = asyncio.create_task(self._tick_forever(), name=f"node-ticker-{self.region}")
+
+    async def stop(self) -> None:
+        if self._ticker:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- what the job service asks (jobs.QueueClient)
+
+    def model_info(self, model: str) -> ModelInfo | None:
+        tasks = self._catalog.get(model)
+        if tasks is None:
+            return None
+        serving = [w for w in self._workers.values() if model in w.models]
+        return ModelInfo(model, tasks, len(serving), any(not w.draining for w in serving))
+
+    def models(self) -> list[ModelInfo]:
+        return [info for name in sorted(self._catalog) if (info := self.model_info(name)) is not None]
+
+    def admit(self, *, model: str, priority: Priority) -> None:
+        queues = self._queues.get(model)
+        if queues is not None and len(queues.classes[priority.rank]) >= self._settings.backlog_cap:
+            raise BacklogFull(
+                f"the {priority.value} queue of {model!r} in {self.region} holds {self._settings.backlog_cap} "
+                "jobs; retry later or use the batch class", details={"retry_after_seconds": 5})
+
+    def enqueue(self, job: Job, payload: dict[str, Any], weight: float = 1.0) -> None:
+        live = self._make_live(job, payload)
+        live.weight = weight
+        self._metrics.jobs_total.labels(self.region, "queued").inc()
+        self._queue(live)
+
+    def _make_live(self, job: Job, payload: dict[str, Any]) -> LiveJob:
+        mono, now = self._clock.monotonic(), self._clock.now()
+        live = LiveJob(job=job, payload=payload, state=JobState.QUEUED,
+                       deadline_mono=mono + (job.deadline_at - now), enqueued_mono=mono)
+        self._live[job.id] = live
+        self._deadlines.push(live.deadline_mono, job.id, 0)
+        return live
+
+    def _queue(self, live: LiveJob, *, front: bool = False) -> None:
+        live.state = JobState.QUEUED
+        live.enqueued_mono = self._clock.monotonic()
+        self._queues.setdefault(live.job.model, ModelQueues()).push(live, front=front)
+        self._pump_model(live.job.model)
+
+    def live_job(self, job_id: JobId) -> Job | None:
+        live = self._live.get(job_id)
+        return live.snapshot() if live is not None and not live.state.is_terminal else None
+
+    def queue_info(self, job_id: JobId) -> QueueInfo | None:
+        live = self._live.get(job_id)
+        if live is None or live.state is not JobState.QUEUED:
+            return None
+        model = live.job.model
+        position = self._queues[model].position(live)
+        serving = [w for w in self._workers.values() if model in w.models]
+        if not serving:
+            return QueueInfo(position, "no_worker_for_model", None)
+        if all(w.draining or w.paused for w in serving):
+            return QueueInfo(position, "workers_draining", None)
+        slots = sum(w.slots for w in serving if not w.draining)
+        service = self._service_seconds.get(model)
+        estimate = None if service is None else (position // max(1, slots)) * service
+        reason = "all_workers_busy" if not any(w.accepts_jobs for w in serving) else "queued_behind_others"
+        return QueueInfo(position, reason, estimate)
+
+    async def cancel(self, job_id: JobId) -> Job | None:
+        live = self._live.get(job_id)
+        if live is None or live.state.is_terminal:
+            return None
+        if live.state is JobState.QUEUED:
+            self._queues[live.job.model].discard(live)
+        else:
+            self._stop_on_worker(live, "cancelled")
+        return await self._finish(live, JobState.CANCELLED, error=JobFailure("cancelled", "cancelled by the client"))
+
+    def snapshot(self) -> dict[str, Any]:
+        jobs = {s.value: 0 for s in (JobState.QUEUED, JobState.DISPATCHED, JobState.RUNNING)}
+        for live in self._live.values():
+            if live.state.value in jobs:
+                jobs[live.state.value] += 1
+        depth = {(m, pr.value): len(q.classes[pr.rank]) for m, q in self._queues.items() for pr in Priority}
+        return {"region": self.region.value, "jobs": jobs, "depth": depth, "workers": len(self._workers),
+                "free_slots": sum(w.free_slots for w in self._workers.values() if not w.draining)}
+
+    # -- matching jobs to workers
+
+    def _pump_model(self, model: str) -> None:
+        queues = self._queues.get(model)
+        while queues is not None and len(queues):
+            free = [w for w in self._workers.values() if w.accepts_jobs and model in w.models]
+            if not free:
+                return
+            best = queues.best()
+            if best is None:
+                return
+            live = queues.pop(best[0])
+            assert live is not None
+            self._dispatch(live, min(free, key=lambda w: w.load))
+
+    def _pump_worker(self, worker: WorkerConn) -> None:
+        while worker.accepts_jobs:
+            choice: tuple[int, float, str] | None = None
+            for model in worker.models:
+                queues = self._queues.get(model)
+                best = queues.best() if queues is not None else None
+                if best is not None and (choice is None or (best[0], best[1].enqueued_mono) < choice[:2]):
+                    choice = (best[0], best[1].enqueued_mono, model)
+            if choice is None:
+                return
+            live = self._queues[choice[2]].pop(choice[0])
+            assert live is not None
+            self._dispatch(live, worker)
+
+    def _dispatch(self, live: LiveJob, worker: WorkerConn) -> None:
+        live.state = JobState.DISPATCHED
+        live.fence += 1
+        live.attempts += 1
+        live.worker = worker
+        live.dispatched_at = self._clock.now()
+        live.lease_expires_mono = self._clock.monotonic() + self._settings.lease_seconds
+        worker.running[live.id] = live
+        self._leases.push(live.lease_expires_mono, live.id, live.fence)
+        fence = live.fence
+        written = self._repo.update(live.job.id, state=JobState.DISPATCHED.value, fence=fence, attempts=live.attempts,
+                                    worker_id=worker.id, dispatched_at=live.dispatched_at)
+        written.add_done_callback(lambda f: self._send_dispatch(live, worker, fence, f))
+
+    def _send_dispatch(self, live: LiveJob, worker: WorkerConn, fence: int, written: asyncio.Future[Any]) -> None:
+        if written.cancelled() or written.exception() is not None:
+            log.error("job.dispatch_write_failed", job_id=live.id, region=self.region)
+            if live.fence == fence and live.state is JobState.DISPATCHED:
+                self._requeue(live, crashed=False)
+            return
+        if live.fence != fence or live.worker is not worker or worker.id not in self._workers:
+            return
+        live.dispatched_mono = self._clock.monotonic()
+        self._metrics.dispatch_latency.labels(self.region).observe(live.dispatched_mono - live.enqueued_mono)
+        worker.send(p.encode(p.JobDispatch(
+            job_id=live.id, attempt=live.attempts, fence=fence, lease_seconds=self._settings.lease_seconds,
+            task=live.job.task.value, model=live.job.model, payload=live.payload)))
+        self._events.publish(live.id, "status", {"state": "dispatched", "attempt": live.attempts})
+
+    def _release(self, live: LiveJob) -> WorkerConn | None:
+        worker = live.worker
+        if worker is not None:
+            worker.running.pop(live.id, None)
+        return worker
+
+    def _stop_on_worker(self, live: LiveJob, reason: str) -> None:
+        worker = self._release(live)
+        if worker is not None and worker.id in self._workers:
+            worker.send(p.encode(p.JobCancel(job_id=live.id, fence=live.fence, reason=reason)))
+            self._pump_worker(worker)
+
+    def _requeue(self, live: LiveJob, *, crashed: bool) -> None:
+        """Put a job back at the front of its queue with a new fence, or fail it if it is poison."""
+        worker = self._release(live)
+        if crashed and worker is not None:
+            live.crashed.add(worker.id)
+        if len(live.crashed) >= self._settings.poison_threshold:
+            self._end(live, JobState.FAILED, error=JobFailure(
+                "poison", f"job crashed {len(live.crashed)} distinct workers; not retried"))
+            return
+        if live.attempts >= self._settings.max_attempts:
+            self._end(live, JobState.FAILED, error=JobFailure(
+                "max_attempts", f"job did not complete in {live.attempts} attempts"))
+            return
+        # the fence must change before re-queueing, or a late result could complete the job twice
+        live.fence += 1
+        live.worker = None
+        self._repo.update(live.job.id, state=JobState.QUEUED.value, fence=live.fence, worker_id=None,
+                          crashed_workers=sorted(live.crashed))
+        self._events.publish(live.id, "status", {"state": "queued", "requeued": True})
+        self._queue(live, front=True)
+
+    def _end(self, live: LiveJob, state: JobState, **outcome: Any) -> None:
+        """End a job now (no message for it is accepted from here on) and record it in the background."""
+        live.state = state
+        self._spawn(self._finish(live, state, **outcome))
+
+    async def _finish(
+        self, live: LiveJob, state: JobState, *, result: dict[str, Any] | None = None,
+        usage: dict[str, Any] | None = None, error: JobFailure | None = None, timings: Timings | None = None,
+    ) -> Job:
+        """Record a terminal state durably, then tell waiters, webhooks and metrics. At most once per job."""
+        live.state = state
+        job = live.snapshot(finished_at=self._clock.now(), result=result, usage=usage, error=error,
+                            timings=timings)
+        try:
+            await self._repo.finish(job, result=result)
+        finally:
+            self._live.pop(live.id, None)
+        self._metrics.jobs_total.labels(self.region, state.value).inc()
+        self._events.finish(job, self._clock.monotonic())
+        if self._on_finished is not None:
+            self._on_finished(job)
+        return job
+
+    # -- workers
+
+    def attach(self, register: p.Register, *, send: Callable[[str], None], close: Callable[[], None]) -> WorkerConn:
+        old = self._workers.get(register.worker_id)
+        if old is not None:
+            old.close()
+            self.detach(old)
+        worker = WorkerConn(id=register.worker_id, region=register.region, offers=register.models,
+                            slots=register.slots, send=send, close=close, backend=register.backend,
+                            connected_mono=self._clock.monotonic())
+        self._workers[worker.id] = worker
+        new = [(o.name, [t.value for t in o.tasks]) for o in register.models
+               if self._catalog.get(o.name) != frozenset(o.tasks)]
+        for offer in register.models:
+            self._catalog[offer.name] = frozenset(offer.tasks)
+        if new:
+            self._spawn(self._repo.upsert_models(new, self._clock.now()))
+        send(p.encode(p.Registered(worker_id=worker.id, lease_seconds=self._settings.lease_seconds)))
+        log.info("worker.attached", worker_id=worker.id, region=self.region, slots=worker.slots)
+        self._pump_worker(worker)
+        return worker
+
+    def detach(self, worker: WorkerConn) -> None:
+        """A worker's connection ended: every job it held goes back to the queue (a crash, for poison counting)."""
+        if self._workers.get(worker.id) is not worker:
+            return
+        del self._workers[worker.id]
+        for live in list(worker.running.values()):
+            self._requeue(live, crashed=True)
+        log.info("worker.detached", worker_id=worker.id, region=self.region)
+
+    def handle(self, worker: WorkerConn, message: p.Message) -> None:
+        if isinstance(message, p.Drain | p.Pause | p.Resume):
+            worker.draining = worker.draining or isinstance(message, p.Drain)
+            worker.paused = isinstance(message, p.Pause) or (worker.paused and not isinstance(message, p.Resume))
+            self._pump_worker(worker)
+            return
+        live = self._held(worker, getattr(message, "job_id", None), getattr(message, "fence", None))
+        if live is None:
+            return
+        if isinstance(message, p.JobAccepted):
+            live.state, live.started_at = JobState.RUNNING, self._clock.now()
+            self._renew(live)
+            self._repo.update(live.job.id, state=JobState.RUNNING.value, started_at=live.started_at)
+            self._events.publish(live.id, "status", {"state": "running"})
+        elif isinstance(message, p.JobProgress):
+            self._renew(live)
+            self._events.publish(live.id, "progress", {"progress": message.progress, "message": message.message})
+        elif isinstance(message, p.JobChunk):
+            self._renew(live)
+            self._events.publish(live.id, "chunk", message.data)
+        elif isinstance(message, p.JobResult):
+            self._complete(live, worker, message)
+        elif isinstance(message, p.JobError):
+            self._fail(live, worker, message)
+
+    def _held(self, worker: WorkerConn, job_id: object, fence: object) -> LiveJob | None:
+        """The job a frame is about, if this worker still holds it under this fence; else reject the frame."""
+        live = self._live.get(job_id) if isinstance(job_id, str) else None
+        if live is None or live.fence != fence or live.worker is not worker or live.state.is_terminal:
+            self._metrics.stale_messages.labels(self.region).inc()
+            log.warning("job.stale_message_rejected", job_id=job_id, worker_id=worker.id, fence=fence)
+            worker.send(p.encode(p.ErrorMessage(code="stale_fence", job_id=job_id if isinstance(job_id, str) else None,
+                                                message="this job is no longer yours; drop it")))
+            return None
+        return live
+
+    def _renew(self, live: LiveJob) -> None:
+        live.lease_expires_mono = self._clock.monotonic() + self._settings.lease_seconds
+
+    def _complete(self, live: LiveJob, worker: WorkerConn, message: p.JobResult) -> None:
+        now = self._clock.monotonic()
+        total_ms = (now - live.dispatched_mono) * 1000 if live.dispatched_mono else 0.0
+        timings = Timings(wait_ms=(live.dispatched_mono - live.enqueued_mono) * 1000 if live.dispatched_mono else None,
+                          worker_rtt_ms=max(0.0, total_ms - message.work_ms), work_ms=message.work_ms)
+        previous = self._service_seconds.get(live.job.model, total_ms / 1000)
+        self._service_seconds[live.job.model] = 0.8 * previous + 0.2 * total_ms / 1000
+        worker.failures_in_row = 0
+        self._release(live)
+        self._end(live, JobState.SUCCEEDED, result=message.output, usage=message.usage, timings=timings)
+        self._pump_worker(worker)
+
+    def _fail(self, live: LiveJob, worker: WorkerConn, message: p.JobError) -> None:
+        worker.failures_in_row += 1
+        if message.retryable and live.attempts < self._settings.max_attempts:
+            self._requeue(live, crashed=False)
+        else:
+            self._release(live)
+            self._end(live, JobState.FAILED, error=JobFailure("worker_error", f"{message.code}: {message.message}"))
+        self._pump_worker(worker)
+
+    async def store_blob(self, worker: WorkerConn, blob: p.JobBlob) -> None:
+        """Keep a media output of a running job (sealed, in this region's blob directory)."""
+        live = self._held(worker, blob.job_id, blob.fence)
+        if live is not None:
+            self._renew(live)
+            await self._repo.store_blob(live.job.org_id, live.job.id, blob.name, blob.content_type, blob.data)
+
+    # -- timers
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.tick_seconds)
+            try:
+                self.tick()
+            except Exception:
+                log.exception("node.tick_failed", region=self.region)
+
+    def tick(self) -> None:
+        """Requeue jobs whose lease lapsed; end jobs past their deadline; forget old event streams."""
+        now = self._clock.monotonic()
+        for _, job_id, fence in self._leases.pop_due(now):
+            live = self._live.get(job_id)
+            if live is None or live.fence != fence or live.state not in (JobState.DISPATCHED, JobState.RUNNING):
+                continue
+            if live.lease_expires_mono > now:
+                self._leases.push(live.lease_expires_mono, job_id, fence)
+                continue
+            log.warning("lease.expired", job_id=job_id, region=self.region, fence=fence)
+            self._stop_on_worker(live, "lease_expired")
+            self._requeue(live, crashed=False)
+        for _, job_id, _ in self._deadlines.pop_due(now):
+            live = self._live.get(job_id)
+            if live is None or live.state.is_terminal:
+                continue
+            if live.state is JobState.QUEUED:
+                self._queues[live.job.model].discard(live)
+                self._end(live, JobState.EXPIRED, error=JobFailure(
+                    "expired", "no worker started the job before its deadline"))
+            else:
+                self._stop_on_worker(live, "timeout")
+                self._end(live, JobState.FAILED, error=JobFailure("timeout", "the job ran past its deadline"))
+        self._events.sweep(now, self._settings.event_retention_seconds)

@@ -1,0 +1,285 @@
+"""The worker protocol (DESIGN §3): the messages a queue node and a worker agent exchange.
+
+A leaf module shared by both sides. Text frames carry one JSON object with a `type`; binary frames carry media
+as a 4-byte big-endian header length, a JSON header, then the bytes. `decode_*` raise `ProtocolError` and
+nothing else, whatever the frame holds.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+from ferryman.types import Region, Task
+
+PROTOCOL_VERSION = 1
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+
+
+class ProtocolError(ValueError):
+    """A frame that is not a valid message of this protocol."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOffer:
+    name: str
+    tasks: tuple[Task, ...]
+
+
+def _offer_from_wire(raw: Any) -> ModelOffer:
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"]:
+        raise ProtocolError("each model needs a non-empty string 'name'")
+    tasks = raw.get("tasks", [])
+    if not isinstance(tasks, list):
+        raise ProtocolError("model 'tasks' must be a list")
+    try:
+        return ModelOffer(name=raw["name"], tasks=tuple(Task(t) for t in tasks))
+    except ValueError as exc:
+        raise ProtocolError(f"unknown task in model {raw['name']!r}: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    type: ClassVar[str] = ""
+
+    def to_wire(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.type}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "models":
+                value = [{"name": m.name, "tasks": [str(t) for t in m.tasks]} for m in value]
+            body[f.name] = value
+        return body
+
+
+# worker -> node
+
+
+@dataclass(frozen=True, slots=True)
+class Register(Message):
+    type: ClassVar[str] = "register"
+    worker_id: str
+    region: str
+    models: tuple[ModelOffer, ...]
+    slots: int
+    backend: str = ""
+    hardware: dict[str, Any] = field(default_factory=dict)
+    version: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class JobAccepted(Message):
+    type: ClassVar[str] = "job_accepted"
+    job_id: str
+    fence: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobProgress(Message):
+    type: ClassVar[str] = "job_progress"
+    job_id: str
+    fence: int
+    progress: float | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobChunk(Message):
+    type: ClassVar[str] = "job_chunk"
+    job_id: str
+    fence: int
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult(Message):
+    type: ClassVar[str] = "job_result"
+    job_id: str
+    fence: int
+    output: dict[str, Any]
+    usage: dict[str, Any] = field(default_factory=dict)
+    work_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class JobError(Message):
+    type: ClassVar[str] = "job_error"
+    job_id: str
+    fence: int
+    code: str
+    message: str
+    retryable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Drain(Message):
+    type: ClassVar[str] = "drain"
+
+
+@dataclass(frozen=True, slots=True)
+class Pause(Message):
+    type: ClassVar[str] = "pause"
+
+
+@dataclass(frozen=True, slots=True)
+class Resume(Message):
+    type: ClassVar[str] = "resume"
+
+
+# node -> worker
+
+
+@dataclass(frozen=True, slots=True)
+class Registered(Message):
+    type: ClassVar[str] = "registered"
+    worker_id: str
+    lease_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobDispatch(Message):
+    type: ClassVar[str] = "job"
+    job_id: str
+    attempt: int
+    fence: int
+    lease_seconds: float
+    task: str
+    model: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class JobCancel(Message):
+    type: ClassVar[str] = "job_cancel"
+    job_id: str
+    fence: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorMessage(Message):
+    type: ClassVar[str] = "error"
+    code: str
+    message: str
+    job_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobBlob:
+    """A binary frame: one media output of a job, stored by the node in the region's blob store."""
+
+    job_id: str
+    fence: int
+    name: str
+    content_type: str
+    data: bytes
+
+
+WORKER_MESSAGES: dict[str, type[Message]] = {
+    m.type: m for m in (Register, JobAccepted, JobProgress, JobChunk, JobResult, JobError, Drain, Pause, Resume)
+}
+NODE_MESSAGES: dict[str, type[Message]] = {
+    m.type: m for m in (Registered, JobDispatch, JobCancel, ErrorMessage)
+}
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "worker_id": (str,),
+    "region": (str,),
+    "slots": (int,),
+    "backend": (str,),
+    "hardware": (dict,),
+    "version": (int,),
+    "job_id": (str,),
+    "fence": (int,),
+    "attempt": (int,),
+    "progress": (int, float, type(None)),
+    "message": (str, type(None)),
+    "data": (dict,),
+    "output": (dict,),
+    "usage": (dict,),
+    "work_ms": (int, float),
+    "code": (str,),
+    "retryable": (bool,),
+    "lease_seconds": (int, float),
+    "task": (str,),
+    "model": (str,),
+    "payload": (dict,),
+    "reason": (str,),
+    "models": (list,),
+}
+
+
+def encode(message: Message) -> str:
+    return json.dumps(message.to_wire(), separators=(",", ":"))
+
+
+def _decode(text: str | bytes, table: dict[str, type[Message]]) -> Message:
+    if len(text) > MAX_FRAME_BYTES:
+        raise ProtocolError(f"frame of {len(text)} bytes is over the {MAX_FRAME_BYTES}-byte limit")
+    try:
+        raw = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"frame is not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ProtocolError("frame must be a JSON object")
+    kind = raw.pop("type", None)
+    cls = table.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ProtocolError(f"unknown message type {kind!r}; expected one of {sorted(table)}")
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in raw:
+            continue
+        value = raw[f.name]
+        expected = _FIELD_TYPES.get(f.name)
+        is_bool_for_number = isinstance(value, bool) and bool not in (expected or ())
+        if expected and (not isinstance(value, expected) or is_bool_for_number):
+            raise ProtocolError(f"{kind}.{f.name} has the wrong type: got {type(value).__name__}")
+        kwargs[f.name] = value
+    if "models" in kwargs:
+        kwargs["models"] = tuple(_offer_from_wire(m) for m in kwargs["models"])
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ProtocolError(f"{kind} is missing a field: {exc}") from None
+
+
+def decode_worker_message(text: str | bytes) -> Message:
+    """Parse a frame a worker sent; raises ProtocolError for anything that is not a valid message."""
+    message = _decode(text, WORKER_MESSAGES)
+    if isinstance(message, Register):
+        if message.slots < 1 or message.slots > 4096:
+            raise ProtocolError(f"register.slots must be between 1 and 4096, got {message.slots}")
+        if message.region not in {r.value for r in Region}:
+            raise ProtocolError(f"unknown region {message.region!r}")
+    return message
+
+
+def decode_node_message(text: str | bytes) -> Message:
+    return _decode(text, NODE_MESSAGES)
+
+
+def encode_blob(blob: JobBlob) -> bytes:
+    header = json.dumps(
+        {"job_id": blob.job_id, "fence": blob.fence, "name": blob.name, "content_type": blob.content_type}
+    ).encode()
+    return struct.pack(">I", len(header)) + header + blob.data
+
+
+def decode_blob(frame: bytes) -> JobBlob:
+    if len(frame) < 4 or len(frame) > MAX_FRAME_BYTES:
+        raise ProtocolError("binary frame has no header or is too large")
+    (size,) = struct.unpack(">I", frame[:4])
+    try:
+        header = json.loads(frame[4 : 4 + size])
+        return JobBlob(
+            job_id=str(header["job_id"]),
+            fence=int(header["fence"]),
+            name=str(header["name"]),
+            content_type=str(header["content_type"]),
+            data=frame[4 + size :],
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProtocolError(f"binary frame header is invalid: {exc}") from None

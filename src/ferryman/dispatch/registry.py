@@ -1,0 +1,41 @@
+"""Connected workers: what each serves, its slots and the jobs it holds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ferryman.dispatch.live import LiveJob
+from ferryman.dispatch.protocol import ModelOffer
+
+
+@dataclass(slots=True, eq=False)
+class WorkerConn:
+    id: str
+    region: str
+    offers: tuple[ModelOffer, ...]
+    slots: int
+    send: Callable[[str], None]
+    close: Callable[[], None]
+    backend: str = ""
+    connected_mono: float = 0.0
+    running: dict[str, LiveJob] = field(default_factory=dict)
+    draining: bool = False
+    paused: bool = False
+    failures_in_row: int = 0
+
+    @property
+    def models(self) -> set[str]:
+        return {o.name for o in self.offers}
+
+    @property
+    def free_slots(self) -> int:
+        return self.slots - len(self.running)
+
+    @property
+    def accepts_jobs(self) -> bool:
+        return not self.draining and not self.paused and len(self.running) < self.slots
+
+    @property
+    def load(self) -> float:
+        return len(self.running) / self.slots

@@ -1,0 +1,198 @@
+"""The jobs table of one region store: rows to and from `Job`, with payloads and results sealed at rest."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ferryman.jobs.models import Job, JobFailure, JobPage, JobState, Timings
+from ferryman.privacy import PayloadCipher
+from ferryman.store import LocalBlobStore, StoreWriter, tables
+from ferryman.types import JobId, OrgId, Priority, Region, Task, new_id
+
+t = tables.jobs
+
+_BLOB_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$")
+_SUMMARY_COLUMNS = [c for c in t.c if c.name not in ("payload", "result")]
+
+
+class DuplicateIdempotencyKey(Exception):
+    """Another job of the org already holds this idempotency key."""
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+class JobRepository:
+    def __init__(
+        self, *, region: Region, engine: AsyncEngine, writer: StoreWriter, cipher: PayloadCipher, blobs: LocalBlobStore,
+    ) -> None:
+        self.region = region
+        self._blobs = blobs
+        self._engine = engine
+        self._writer = writer
+        self._cipher = cipher
+
+    def _row_to_job(self, row: Row[Any], result: dict[str, Any] | None = None) -> Job:
+        m = row._mapping
+        error = JobFailure(m["error_code"], m["error_message"] or "") if m["error_code"] else None
+        return Job(
+            id=JobId(m["id"]), org_id=OrgId(m["org_id"]), region=self.region, task=Task(m["task"]),
+            model=m["model"], priority=Priority(m["priority"]), state=JobState(m["state"]),
+            created_at=m["created_at"], deadline_at=m["deadline_at"], attempts=m["attempts"], fence=m["fence"],
+            worker_id=m["worker_id"], idempotency_key=m["idempotency_key"], request_digest=m["request_digest"],
+            webhook_url=m["webhook_url"], result=result, usage=json.loads(m["usage"]) if m["usage"] else {},
+            error=error, crashed_workers=tuple(json.loads(m["crashed_workers"] or "[]")),
+            dispatched_at=m["dispatched_at"], started_at=m["started_at"], finished_at=m["finished_at"],
+            timings=Timings(m["wait_ms"], m["worker_rtt_ms"], m["work_ms"]),
+        )
+
+    async def _result(self, row: Row[Any]) -> dict[str, Any] | None:
+        sealed = row._mapping["result"]
+        if sealed is None:
+            return None
+        plain = await self._cipher.decrypt(row._mapping["org_id"], sealed, aad=f"{row._mapping['id']}:result")
+        value: dict[str, Any] = json.loads(plain)
+        return value
+
+    async def insert(self, job: Job, payload: dict[str, Any]) -> None:
+        """Durably store a new queued job; raises DuplicateIdempotencyKey if the key is taken."""
+        sealed = await self._cipher.encrypt(job.org_id, _dumps(payload).encode(), aad=f"{job.id}:payload")
+        values = dict(
+            id=job.id, org_id=job.org_id, task=job.task.value, model=job.model, priority=job.priority.value,
+            state=job.state.value, attempts=0, fence=0, idempotency_key=job.idempotency_key,
+            request_digest=job.request_digest, webhook_url=job.webhook_url, payload=sealed,
+            crashed_workers="[]", created_at=job.created_at, deadline_at=job.deadline_at,
+        )
+
+        async def write(conn: AsyncConnection) -> None:
+            await conn.execute(insert(t).values(**values))
+
+        try:
+            await self._writer.write(write)
+        except IntegrityError as exc:
+            raise DuplicateIdempotencyKey(job.idempotency_key or "") from exc
+
+    async def get(self, org_id: OrgId, job_id: JobId) -> Job | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(t).where(and_(t.c.id == job_id, t.c.org_id == org_id)))).first()
+        if row is None:
+            return None
+        return self._row_to_job(row, await self._result(row))
+
+    async def find_by_idempotency_key(self, org_id: OrgId, key: str) -> Job | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(
+                select(t).where(and_(t.c.org_id == org_id, t.c.idempotency_key == key)))).first()
+        if row is None:
+            return None
+        return self._row_to_job(row, await self._result(row))
+
+    async def find_page(
+        self, org_id: OrgId, *, cursor: str | None, limit: int, state: JobState | None = None,
+        task: Task | None = None, model: str | None = None,
+    ) -> JobPage:
+        """Newest first; `cursor` is the id of the last job of the previous page."""
+        query = select(*_SUMMARY_COLUMNS).where(t.c.org_id == org_id)
+        if cursor:
+            query = query.where(t.c.id < cursor)
+        if state:
+            query = query.where(t.c.state == state.value)
+        if task:
+            query = query.where(t.c.task == task.value)
+        if model:
+            query = query.where(t.c.model == model)
+        query = query.order_by(t.c.id.desc()).limit(limit + 1)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        found = [self._row_to_job(r) for r in rows[:limit]]
+        return JobPage(found, found[-1].id if len(rows) > limit else None)
+
+    async def find_unfinished(self) -> list[tuple[Job, dict[str, Any]]]:
+        """Every job not yet in a terminal state, oldest first, with its payload: what a restart re-queues."""
+        live = [s.value for s in JobState if not s.is_terminal]
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(t).where(t.c.state.in_(live)).order_by(t.c.id))).all()
+        found = []
+        for row in rows:
+            plain = await self._cipher.decrypt(row.org_id, row.payload, aad=f"{row.id}:payload")
+            found.append((self._row_to_job(row), json.loads(plain)))
+        return found
+
+    def update(self, job_id: JobId, **values: Any) -> Any:
+        """Queue a write of some columns; returns the writer's future (commit pending)."""
+        if "crashed_workers" in values:
+            values["crashed_workers"] = _dumps(list(values["crashed_workers"]))
+
+        async def write(conn: AsyncConnection) -> None:
+            await conn.execute(update(t).where(t.c.id == job_id).values(**values))
+
+        return self._writer.submit(write)
+
+    async def finish(
+        self, job: Job, *, result: dict[str, Any] | None, extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Durably record a terminal state with its sealed result; the caller acknowledges only after this."""
+        values: dict[str, Any] = dict(
+            state=job.state.value, finished_at=job.finished_at, usage=_dumps(job.usage) if job.usage else None,
+            error_code=job.error.code if job.error else None, error_message=job.error.message if job.error else None,
+            wait_ms=job.timings.wait_ms, worker_rtt_ms=job.timings.worker_rtt_ms, work_ms=job.timings.work_ms,
+            attempts=job.attempts, fence=job.fence,
+        )
+        if result is not None:
+            values["result"] = await self._cipher.encrypt(job.org_id, _dumps(result).encode(), aad=f"{job.id}:result")
+        values.update(extra or {})
+        await self.update(job.id, **values)
+
+    async def store_blob(self, org_id: OrgId, job_id: JobId, name: str, content_type: str, data: bytes) -> None:
+        """Seal a job's media output into the region blob directory and index it; replaces one of the same name."""
+        if not _BLOB_NAME.match(name):
+            raise ValueError(f"unsafe blob name {name!r}")
+        sealed = await self._cipher.encrypt(org_id, data, aad=f"{job_id}:blob:{name}")
+        await self._blobs.put(org_id, f"{job_id}.{name}", sealed)
+        b = tables.blobs
+
+        async def write(conn: AsyncConnection) -> None:
+            await conn.execute(delete(b).where(and_(b.c.job_id == job_id, b.c.name == name)))
+            await conn.execute(insert(b).values(
+                id=new_id("blob"), org_id=org_id, job_id=job_id, name=name, content_type=content_type,
+                size_bytes=len(data), created_at=time.time()))
+
+        await self._writer.write(write)
+
+    async def read_blob(self, org_id: OrgId, job_id: JobId, name: str) -> tuple[str, bytes] | None:
+        """(content type, bytes) of a job's media output, or None; another org's blob is None too."""
+        b = tables.blobs
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(b.c.content_type).where(
+                and_(b.c.org_id == org_id, b.c.job_id == job_id, b.c.name == name)))).first()
+        if row is None:
+            return None
+        sealed = await self._blobs.get(org_id, f"{job_id}.{name}")
+        if sealed is None:
+            return None
+        return row.content_type, await self._cipher.decrypt(org_id, sealed, aad=f"{job_id}:blob:{name}")
+
+    async def upsert_models(self, offers: Sequence[tuple[str, list[str]]], at: float) -> None:
+        m = tables.models
+
+        async def write(conn: AsyncConnection) -> None:
+            for name, tasks in offers:
+                await conn.execute(delete(m).where(m.c.name == name))
+                await conn.execute(insert(m).values(name=name, tasks=_dumps(tasks), last_seen_at=at))
+
+        await self._writer.write(write)
+
+    async def find_models(self) -> list[tuple[str, list[str]]]:
+        m = tables.models
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(m.c.name, m.c.tasks))).all()
+        return [(r.name, json.loads(r.tasks)) for r in rows]

@@ -1,0 +1,174 @@
+"""The job use cases every surface shares: submit, look up, list, cancel, wait, follow."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+import structlog
+
+from ferryman.clock import Clock
+from ferryman.errors import Conflict, InvalidRequest, NotFound
+from ferryman.jobs import webhooks
+from ferryman.jobs.events import JobEvents
+from ferryman.jobs.models import Job, JobEvent, JobPage, JobSpec, JobState, ModelInfo, QueueClient, QueueInfo
+from ferryman.jobs.repository import DuplicateIdempotencyKey, JobRepository
+from ferryman.types import JobId, OrgId, Region, Task, new_id
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class JobSettings:
+    default_deadline_seconds: Mapping[str, float]
+    max_wait_seconds: float
+    allow_private_webhooks: bool
+
+
+def region_of(job_id: str) -> Region | None:
+    """Job ids carry their region (`job_us_…`), so a lookup goes straight to the right store."""
+    parts = job_id.split("_", 2)
+    if len(parts) != 3 or parts[0] != "job":
+        return None
+    try:
+        return Region(parts[1])
+    except ValueError:
+        return None
+
+
+class JobService:
+    """Creates jobs and answers for them; the queue node moves them through their lifecycle."""
+
+    def __init__(
+        self, *, repos: Mapping[Region, JobRepository], nodes: Mapping[Region, QueueClient], events: JobEvents,
+        clock: Clock, settings: JobSettings,
+    ) -> None:
+        self._repos, self._nodes, self._events = repos, nodes, events
+        self._clock, self._settings = clock, settings
+
+    def model_info(self, region: Region, model: str) -> ModelInfo | None:
+        return self._nodes[region].model_info(model)
+
+    def models(self) -> dict[Region, QueueClient]:
+        return dict(self._nodes)
+
+    async def submit(self, spec: JobSpec) -> tuple[Job, bool]:
+        """Store and queue a job; returns (job, created). Idempotent per (org, Idempotency-Key).
+
+        Raises NotFound (model unknown in the region), InvalidRequest (task not served, bad webhook),
+        Conflict (key reused with another body) and BacklogFull.
+        """
+        node = self._nodes.get(spec.region)
+        if node is None:
+            raise InvalidRequest(f"region {spec.region!r} is not served here")
+        info = node.model_info(spec.model)
+        if info is None:
+            raise NotFound(f"model {spec.model!r} is not served in region {spec.region}; GET /v1/models lists models")
+        if spec.task not in info.tasks:
+            raise InvalidRequest(
+                f"model {spec.model!r} does not serve task {spec.task.value!r}; it serves "
+                f"{sorted(t.value for t in info.tasks)}")
+        repo = self._repos[spec.region]
+        if spec.idempotency_key and (seen := await self._replay(repo, spec)) is not None:
+            return seen, False
+        if spec.webhook_url:
+            await webhooks.check_url(spec.webhook_url, allow_private=self._settings.allow_private_webhooks)
+        node.admit(model=spec.model, priority=spec.priority)
+        now = self._clock.now()
+        deadline = spec.deadline_seconds or self._settings.default_deadline_seconds[spec.priority.value]
+        job = Job(
+            id=JobId(new_id(f"job_{spec.region.value}")), org_id=spec.org_id, region=spec.region, task=spec.task,
+            model=spec.model, priority=spec.priority, state=JobState.QUEUED, created_at=now,
+            deadline_at=now + deadline, idempotency_key=spec.idempotency_key, request_digest=spec.request_digest,
+            webhook_url=spec.webhook_url,
+        )
+        try:
+            await repo.insert(job, spec.payload)
+        except DuplicateIdempotencyKey:
+            if (seen := await self._replay(repo, spec)) is not None:
+                return seen, False
+            raise
+        node.enqueue(job, spec.payload, spec.weight)
+        return job, True
+
+    async def _replay(self, repo: JobRepository, spec: JobSpec) -> Job | None:
+        assert spec.idempotency_key is not None
+        seen = await repo.find_by_idempotency_key(spec.org_id, spec.idempotency_key)
+        if seen is not None and seen.request_digest != spec.request_digest:
+            raise Conflict("Idempotency-Key was already used with a different request body; use a new key")
+        return seen
+
+    def _repo_for(self, job_id: str) -> tuple[Region, JobRepository]:
+        region = region_of(job_id)
+        if region is None or region not in self._repos:
+            raise NotFound(f"job {job_id!r} not found")
+        return region, self._repos[region]
+
+    async def get(self, org_id: OrgId, job_id: str) -> tuple[Job, QueueInfo | None]:
+        """The job and, while it waits, where it stands. Another org's job is NotFound."""
+        final = self._events.final(job_id)
+        if final is not None and final.org_id == org_id:
+            return final, None
+        region, repo = self._repo_for(job_id)
+        job = await repo.get(org_id, JobId(job_id))
+        if job is None:
+            raise NotFound(f"job {job_id!r} not found")
+        node = self._nodes[region]
+        live = node.live_job(job.id)
+        if live is not None:
+            job = live
+        info = node.queue_info(job.id) if job.state is JobState.QUEUED else None
+        return job, info
+
+    async def find_page(
+        self, org_id: OrgId, region: Region, *, cursor: str | None, limit: int, state: JobState | None,
+        task: Task | None, model: str | None,
+    ) -> JobPage:
+        if cursor is not None:
+            cursor_region = region_of(cursor)
+            if cursor_region is None:
+                raise InvalidRequest("cursor is not a job id from a previous page")
+            region = cursor_region
+        return await self._repos[region].find_page(
+            org_id, cursor=cursor, limit=limit, state=state, task=task, model=model)
+
+    async def cancel(self, org_id: OrgId, job_id: str) -> Job:
+        """Cancel a queued or running job (the worker is told to stop). Conflict if it already ended."""
+        job, _ = await self.get(org_id, job_id)
+        if job.state.is_terminal:
+            raise Conflict(f"job {job_id} already ended as {job.state.value}; nothing to cancel")
+        cancelled = await self._nodes[job.region].cancel(job.id)
+        if cancelled is not None:
+            return cancelled
+        job, _ = await self.get(org_id, job_id)
+        return job
+
+    async def wait(self, org_id: OrgId, job_id: str, timeout_seconds: float) -> Job:
+        """The job once it ended, or as it stands when the timeout passes."""
+        timeout = min(max(0.0, timeout_seconds), self._settings.max_wait_seconds)
+        final = await self._events.wait_final(job_id, timeout)
+        if final is not None and final.org_id == org_id:
+            return final
+        job, _ = await self.get(org_id, job_id)
+        return job
+
+    async def follow(self, org_id: OrgId, job_id: str, after: int = 0) -> AsyncIterator[JobEvent]:
+        """The job's events after `after`; ends with `done`. Raises NotFound before the first event."""
+        job, _ = await self.get(org_id, job_id)
+        return self._follow(job, after)
+
+    async def _follow(self, job: Job, after: int) -> AsyncIterator[JobEvent]:
+        if job.state.is_terminal and not self._events.has(job.id):
+            yield JobEvent(after + 1, "done", {"state": job.state.value})
+            return
+        async for event in self._events.follow(job.id, after):
+            yield event
+
+    def final(self, job_id: str) -> Job | None:
+        return self._events.final(job_id)
+
+    async def read_blob(self, org_id: OrgId, job_id: JobId, name: str) -> tuple[str, bytes] | None:
+        region = region_of(job_id)
+        if region is None or region not in self._repos:
+            return None
+        return await self._repos[region].read_blob(org_id, job_id, name)

@@ -1,0 +1,68 @@
+"""Running the API under uvicorn, with shutdown driven by us rather than by uvicorn's signal handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+
+from ferryman.app import create_app
+from ferryman.config import Settings
+from ferryman.container import Container
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # signals are handled by the caller, which drains workers before the API stops
+
+
+class StartupFailed(Exception):
+    pass
+
+
+class ApiServer:
+    """The API in this process: `start()` returns once it accepts connections; `stop()` shuts it down."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.container: Container | None = None
+        self._host, self._port = settings.host, settings.port
+
+        def ready(container: Container) -> None:
+            self.container = container
+
+        app = create_app(settings, on_ready=ready)
+        config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="on",
+                                log_level="warning", access_log=settings.access_log, ws_max_size=64 * 1024 * 1024,
+                                timeout_graceful_shutdown=10)
+        self._server = _Server(config)
+        self._task: asyncio.Task[Any] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                try:
+                    self._task.result()
+                except SystemExit:
+                    pass
+                raise StartupFailed(
+                    f"the API could not start on {self._host}:{self._port} (is the port in use? try --port); "
+                    "see the log above")
+            await asyncio.sleep(0.05)
+
+    @property
+    def done(self) -> bool:
+        return self._task is not None and self._task.done()
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            await self._task
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task

@@ -1,0 +1,9 @@
+"""Stores: engines, table definitions, migrations, the group-committing writer and blob directories."""
+
+from ferryman.store import tables
+from ferryman.store.blobs import LocalBlobStore
+from ferryman.store.engine import create_engine
+from ferryman.store.migrate import migrate
+from ferryman.store.writer import StoreWriter
+
+__all__ = ["LocalBlobStore", "StoreWriter", "create_engine", "migrate", "tables"]

@@ -1,0 +1,146 @@
+"""ORM-free table definitions (SQLAlchemy Core) of the global store and of each region store.
+
+The global store holds account metadata; a region store holds everything derived from a job's payload. The two
+never share a metadata object, so a region table cannot be created in the global database by mistake.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+global_metadata = MetaData()
+region_metadata = MetaData()
+
+users = Table(
+    "users",
+    global_metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320), nullable=True),
+    Column("is_platform_admin", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+)
+
+orgs = Table(
+    "orgs",
+    global_metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("region", String(8), nullable=False),
+    Column("weight", Float, nullable=False, default=1.0),
+    Column("webhook_secret", String(100), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+members = Table(
+    "members",
+    global_metadata,
+    Column("org_id", String(40), ForeignKey("orgs.id"), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id"), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    global_metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", String(40), ForeignKey("orgs.id"), nullable=False, index=True),
+    Column("user_id", String(40), ForeignKey("users.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("last4", String(4), nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+    Column("last_used_at", Float, nullable=True),
+    Column("last_used_ip", String(64), nullable=True),
+)
+
+worker_tokens = Table(
+    "worker_tokens",
+    global_metadata,
+    Column("id", String(40), primary_key=True),
+    Column("region", String(8), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+
+jobs = Table(
+    "jobs",
+    region_metadata,
+    Column("id", String(48), primary_key=True),
+    Column("org_id", String(40), nullable=False),
+    Column("task", String(16), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("priority", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("fence", Integer, nullable=False, default=0),
+    Column("worker_id", String(80), nullable=True),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("request_digest", String(64), nullable=True),
+    Column("webhook_url", Text, nullable=True),
+    Column("payload", LargeBinary, nullable=True),
+    Column("result", LargeBinary, nullable=True),
+    Column("usage", Text, nullable=True),
+    Column("error_code", String(64), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("crashed_workers", Text, nullable=False, default="[]"),
+    Column("created_at", Float, nullable=False),
+    Column("deadline_at", Float, nullable=False),
+    Column("dispatched_at", Float, nullable=True),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("wait_ms", Float, nullable=True),
+    Column("worker_rtt_ms", Float, nullable=True),
+    Column("work_ms", Float, nullable=True),
+    UniqueConstraint("org_id", "idempotency_key", name="uq_jobs_org_idempotency"),
+    Index("ix_jobs_org_id_id", "org_id", "id"),
+    Index("ix_jobs_state", "state"),
+)
+
+org_keys = Table(
+    "org_keys",
+    region_metadata,
+    Column("org_id", String(40), primary_key=True),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+blobs = Table(
+    "blobs",
+    region_metadata,
+    Column("id", String(48), primary_key=True),
+    Column("org_id", String(40), nullable=False),
+    Column("job_id", String(48), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("job_id", "name", name="uq_blobs_job_name"),
+)
+
+models = Table(
+    "models",
+    region_metadata,
+    Column("name", String(200), primary_key=True),
+    Column("tasks", Text, nullable=False),
+    Column("last_seen_at", Float, nullable=False),
+)
