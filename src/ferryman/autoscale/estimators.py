@@ -43,6 +43,86 @@ class RateEstimator:
 
 
 @dataclass(frozen=True, slots=True)
+class ArrivalWindow:
+    """Arrivals over one EWMA window: the rate and the mean job size."""
+
+    window_s: float
+    rate_per_s: float
+    mean_prompt_tokens: float
+    mean_output_tokens: float
+
+
+class ArrivalEstimator:
+    """Job rate and mean job size over one EWMA window, from the jobs the queue node accepts."""
+
+    def __init__(self, window_s: float, *, now_s: float = 0.0, initial: ArrivalWindow | None = None) -> None:
+        """`initial` seeds the estimate as if arrivals had been steady at that rate and size."""
+        self.window_s = window_s
+        rate = initial.rate_per_s if initial else 0.0
+        prompt = rate * initial.mean_prompt_tokens if initial else 0.0
+        output = rate * initial.mean_output_tokens if initial else 0.0
+        self._jobs = RateEstimator(window_s, initial_per_s=rate, now_s=now_s)
+        self._prompt = RateEstimator(window_s, initial_per_s=prompt, now_s=now_s)
+        self._output = RateEstimator(window_s, initial_per_s=output, now_s=now_s)
+
+    def observe(self, now_s: float, prompt_tokens: int, output_tokens: int) -> None:
+        self._jobs.observe(now_s)
+        self._prompt.observe(now_s, prompt_tokens)
+        self._output.observe(now_s, output_tokens)
+
+    def window_at(self, now_s: float) -> ArrivalWindow:
+        """The window as of `now_s`; mean sizes are 0 before the first job."""
+        rate = self._jobs.rate_at(now_s)
+        per_job = 1.0 / rate if rate > 0 else 0.0
+        return ArrivalWindow(
+            self.window_s,
+            rate,
+            self._prompt.rate_at(now_s) * per_job,
+            self._output.rate_at(now_s) * per_job,
+        )
+
+
+class PeakednessEstimator:
+    """Peakedness of the demand: variance over mean of the jobs running or queued.
+
+    For Poisson arrivals the jobs in an uncongested system are Poisson, so the ratio is 1; bursty
+    clients push it far higher. Moments are taken over a short window (`window_s`), so a slow change
+    of the rate does not pass for burstiness, and the ratio is then averaged over `memory_s`, so a
+    workload that was bursty a few minutes ago is still treated as bursty. Samples while the demand
+    is below `min_mean` carry no information about the ratio and leave it unchanged.
+    """
+
+    def __init__(self, window_s: float, memory_s: float, *, min_mean: float = 0.5) -> None:
+        if window_s <= 0 or memory_s <= 0:
+            raise ValueError(f"windows must be positive, got {window_s} and {memory_s}")
+        self.window_s, self.memory_s, self.min_mean = window_s, memory_s, min_mean
+        self._mean = self._square = 0.0
+        self._ratio = 1.0
+        self._first_s: float | None = None
+        self._at_s = 0.0
+
+    def observe(self, now_s: float, demand: float) -> None:
+        """Record the number of jobs running or queued at `now_s` (samples in time order)."""
+        if self._first_s is None:
+            # start as if the demand had been steady and Poisson, so the first ramp is no burst
+            self._first_s, self._at_s = now_s, now_s
+            self._mean, self._square = demand, demand * demand + demand
+            return
+        elapsed = max(0.0, now_s - self._at_s)
+        self._at_s = max(self._at_s, now_s)
+        weight = 1.0 - math.exp(-elapsed / self.window_s)
+        self._mean += weight * (demand - self._mean)
+        self._square += weight * (demand * demand - self._square)
+        if self._mean >= self.min_mean and now_s - self._first_s >= self.window_s:
+            ratio = max(0.0, self._square - self._mean * self._mean) / self._mean
+            self._ratio += (1.0 - math.exp(-elapsed / self.memory_s)) * (ratio - self._ratio)
+
+    @property
+    def peakedness(self) -> float:
+        return self._ratio
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceTimeFit:
     """seconds ≈ base_s + per_prompt_token_s · prompt_tokens + per_output_token_s · output_tokens.
 

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from ferryman.types import Priority, Region
 
-from .estimators import ServiceTimeFit
+from .estimators import ArrivalWindow, ServiceTimeFit
 
 
 class WorkerState(StrEnum):
@@ -44,31 +44,30 @@ class WorkerView:
 class FleetSignals:
     """Everything a policy may use about one (region, model) queue at `now_s`.
 
-    Rates are exponentially weighted with time constants `short_window_s` and `long_window_s`.
-    `service` is the learned size → seconds fit; the mean sizes are the recent arrivals' means. The
-    queued token totals let a policy price the backlog exactly, since the fit is linear.
-    `deadline_s` is the priority class's completion deadline (how long a queued job may wait for
-    capacity without breaking its promise); `provisioning_lag_s` is the recent time from provision to
-    warm.
+    `short` and `long` are arrival EWMAs (rate and mean sizes) with two time constants. `service` is
+    the learned size → seconds fit; since it is linear, the queued token totals price the backlog
+    exactly. `demand_peakedness` is the variance over mean of the jobs running or queued (1 for
+    Poisson traffic; see PeakednessEstimator).
+    `wait_target_s` is the class's queue-wait objective (the SLO: start within this long) and
+    `deadline_s` the time within which a backlog should be cleared; `provisioning_lag_s` is the
+    recent time from provision to warm.
     """
 
     region: Region
     model: str
     priority: Priority
     now_s: float
-    arrival_rate_short_per_s: float
-    arrival_rate_long_per_s: float
-    short_window_s: float
-    long_window_s: float
+    short: ArrivalWindow
+    long: ArrivalWindow
     service: ServiceTimeFit
-    mean_prompt_tokens: float
-    mean_output_tokens: float
+    demand_peakedness: float
     queue_depth: int
     queued_prompt_tokens: int
     queued_output_tokens: int
     oldest_job_age_s: float
     workers: tuple[WorkerView, ...]
     provisioning_lag_s: float
+    wait_target_s: float
     deadline_s: float
     slots_per_worker: int
     price_usd_per_worker_hour: float
@@ -99,9 +98,13 @@ class FleetSignals:
     def running_jobs(self) -> int:
         return sum(w.busy_slots for w in self.workers)
 
-    @property
-    def mean_service_s(self) -> float:
-        return self.service.predict_s(self.mean_prompt_tokens, self.mean_output_tokens)
+    def mean_service_s(self, window: ArrivalWindow) -> float:
+        """Predicted slot-seconds of a job of the window's mean size."""
+        return self.service.predict_s(window.mean_prompt_tokens, window.mean_output_tokens)
+
+    def offered_load(self, window: ArrivalWindow) -> float:
+        """Little's law: slots kept busy by the window's arrivals (rate x mean service time)."""
+        return window.rate_per_s * self.mean_service_s(window)
 
     @property
     def backlog_work_s(self) -> float:

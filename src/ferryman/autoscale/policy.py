@@ -1,13 +1,15 @@
 """Ferryman's scaling policy: queueing-theory sizing for the load one provisioning lag ahead.
 
-    slots = λ̂·S/ρ  +  β·√(λ̂·S)  +  W/D
-            steady     headroom     drain
+    slots = L̂/ρ  +  β·√(z·L̂)  +  W/D
+           steady   headroom     drain
 
-λ̂ is the arrival rate forecast `provisioning_lag_s` ahead (trend from two EWMAs), S the learned mean
-service time, ρ the target utilization, β the square-root-staffing coefficient (Halfin-Whitt), W the
-queued work and D the class deadline. Workers = ⌈slots / slots_per_worker⌉, clamped to
-[min, max] and the spend cap. Growth is immediate; shrinking waits until the need has stayed lower
-for a whole cool-down, and then only drains (see fleet_plan). docs/autoscaler.md has the derivation.
+L̂ is the offered load (arrival rate x learned mean service time, Little's law) forecast
+`provisioning_lag_s` ahead from the trend between two EWMAs; ρ the target utilization; β the
+square-root-staffing coefficient (Halfin-Whitt), widened by the measured peakedness z of the demand
+(Hayward's approximation for non-Poisson traffic; z = 1 for Poisson); W the queued work and D the
+class deadline. Workers = ⌈slots / slots_per_worker⌉, clamped to [min, max] and the spend cap.
+Growth is immediate; shrinking waits until the need has stayed lower for a whole cool-down, and then
+only drains (see fleet_plan). docs/autoscaler.md has the derivation.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ferryman.types import Priority
 
 from .fleet_plan import plan_fleet
 from .models import Decision, FleetSignals
+from .staffing import headroom_beta
 
 # below this many slots of offered load a batch-only model needs no worker at all
 _IDLE_LOAD_SLOTS = 1e-3
@@ -29,8 +32,8 @@ _IDLE_LOAD_SLOTS = 1e-3
 class PolicyConfig:
     """Knobs of FerrymanPolicy; the defaults are the ones docs/autoscaler.md measures."""
 
-    target_utilization: float = 0.9
-    headroom_beta: float = 1.0
+    target_utilization: float = 1.0
+    wait_miss_target: float = 0.01
     cooldown_s: float = 300.0
     min_workers: int = 1
     max_workers: int = 64
@@ -41,15 +44,18 @@ class PolicyConfig:
         if not 0.0 < self.target_utilization <= 1.0:
             raise ValueError(f"target_utilization must be in (0, 1], got {self.target_utilization}")
         if not 0 <= self.min_workers <= self.max_workers:
-            raise ValueError(f"need 0 <= min_workers <= max_workers, got {self.min_workers}, {self.max_workers}")
+            raise ValueError(
+                f"need 0 <= min_workers <= max_workers, got {self.min_workers} and {self.max_workers}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
 class Sizing:
-    """The terms of the sizing formula, kept for the decision's reason string and for tests."""
+    """The terms of the sizing formula, kept for the decision's reason and for tests."""
 
-    forecast_rate_per_s: float
-    mean_service_s: float
+    forecast_load: float
+    peakedness: float
+    beta: float
     steady_slots: float
     headroom_slots: float
     drain_slots: float
@@ -59,33 +65,40 @@ class Sizing:
         return self.steady_slots + self.headroom_slots + self.drain_slots
 
 
-def forecast_rate(signals: FleetSignals) -> float:
-    """Arrival rate expected `provisioning_lag_s` from now; never below the short-window rate.
+def forecast_load(signals: FleetSignals) -> float:
+    """Offered load (busy slots) expected `provisioning_lag_s` from now; never below the current one.
 
     An EWMA of a linear ramp lags the ramp by its time constant, so the gap between the short and
-    long EWMAs measures the slope: slope = (λ_short − λ_long) / (τ_long − τ_short). We extrapolate
-    the short EWMA by τ_short + lag. Downward trends are not extrapolated: capacity released on a
+    long EWMAs measures the slope: slope = (L_short − L_long) / (τ_long − τ_short). We extrapolate
+    the short one by τ_short + lag. Downward trends are not extrapolated: capacity released on a
     guess takes a whole provisioning lag to come back.
     """
-    gap_s = signals.long_window_s - signals.short_window_s
+    short, long = signals.offered_load(signals.short), signals.offered_load(signals.long)
+    gap_s = signals.long.window_s - signals.short.window_s
     if gap_s <= 0:
-        return signals.arrival_rate_short_per_s
-    slope = (signals.arrival_rate_short_per_s - signals.arrival_rate_long_per_s) / gap_s
-    ahead = signals.arrival_rate_short_per_s + slope * (signals.short_window_s + signals.provisioning_lag_s)
-    return max(signals.arrival_rate_short_per_s, ahead)
+        return short
+    slope = (short - long) / gap_s
+    return max(short, short + slope * (signals.short.window_s + signals.provisioning_lag_s))
 
 
 def size_slots(signals: FleetSignals, config: PolicyConfig) -> Sizing:
-    """Slots needed now to meet the forecast load and clear the backlog within the deadline."""
-    rate = forecast_rate(signals)
-    service_s = signals.mean_service_s
-    load = rate * service_s
+    """Slots needed to meet the forecast load and clear the backlog within the class deadline."""
+    load = forecast_load(signals)
+    peakedness = max(1.0, signals.demand_peakedness)
+    beta = headroom_beta(
+        load=load,
+        peakedness=peakedness,
+        service_s=signals.mean_service_s(signals.short),
+        wait_s=signals.wait_target_s,
+        miss=config.wait_miss_target,
+    )
     drain = signals.backlog_work_s / signals.deadline_s if signals.deadline_s > 0 else 0.0
     return Sizing(
-        forecast_rate_per_s=rate,
-        mean_service_s=service_s,
+        forecast_load=load,
+        peakedness=peakedness,
+        beta=beta,
         steady_slots=load / config.target_utilization,
-        headroom_slots=config.headroom_beta * math.sqrt(load),
+        headroom_slots=beta * math.sqrt(peakedness * load),
         drain_slots=drain,
     )
 
@@ -103,14 +116,15 @@ class FerrymanPolicy:
     def decide(self, signals: FleetSignals) -> Decision:
         sizing = size_slots(signals, self.config)
         wanted = self._clamp(signals, self._workers_for(signals, sizing))
+        if not self._recent:
+            # a fresh policy has seen no need yet: keep what runs for one cool-down before shrinking
+            self._recent.append((signals.now_s, signals.active))
         held = self._hold_for_cooldown(signals.now_s, wanted)
         desired = max(wanted, min(held, signals.active))
-        reason = _explain(signals, sizing, wanted, desired)
-        return plan_fleet(signals, desired, reason)
+        return plan_fleet(signals, desired, _explain(signals, sizing, wanted, desired))
 
     def _workers_for(self, signals: FleetSignals, sizing: Sizing) -> int:
-        busy_or_queued = signals.running_jobs + signals.queue_depth
-        if sizing.slots < _IDLE_LOAD_SLOTS and busy_or_queued == 0:
+        if sizing.slots < _IDLE_LOAD_SLOTS and signals.running_jobs + signals.queue_depth == 0:
             return 0
         return math.ceil(sizing.slots / signals.slots_per_worker - 1e-9)
 
@@ -125,7 +139,7 @@ class FerrymanPolicy:
         return max(min(workers, ceiling), min(floor, ceiling))
 
     def _hold_for_cooldown(self, now_s: float, wanted: int) -> int:
-        """The largest target of the last `cooldown_s`: shrink only after the need stayed low."""
+        """The largest target of the last `cooldown_s` (a sliding-window maximum)."""
         recent = self._recent
         while recent and recent[0][0] < now_s - self.config.cooldown_s:
             recent.popleft()
@@ -138,8 +152,8 @@ class FerrymanPolicy:
 def _explain(signals: FleetSignals, sizing: Sizing, wanted: int, desired: int) -> str:
     held = f", holding {desired} for cool-down" if desired > wanted else ""
     return (
-        f"λ {signals.arrival_rate_short_per_s:.2f}/s → {sizing.forecast_rate_per_s:.2f}/s in "
-        f"{signals.provisioning_lag_s:.0f}s, S {sizing.mean_service_s:.2f}s: "
+        f"load {signals.offered_load(signals.short):.1f} → {sizing.forecast_load:.1f} slots in "
+        f"{signals.provisioning_lag_s:.0f}s, peakedness {sizing.peakedness:.1f}, β {sizing.beta:.2f}: "
         f"{sizing.steady_slots:.1f} steady + {sizing.headroom_slots:.1f} headroom + "
         f"{sizing.drain_slots:.1f} drain = {sizing.slots:.1f} slots → {wanted} workers{held}"
     )

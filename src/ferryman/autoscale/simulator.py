@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from ferryman.types import Priority, Region
 
-from .estimators import RateEstimator, ServiceTimeEstimator, ServiceTimeFit
+from .estimators import ArrivalEstimator, ArrivalWindow, PeakednessEstimator, ServiceTimeEstimator, ServiceTimeFit
 from .models import Decision, FleetSignals, ScalingPolicy, WorkerState, WorkerView
 from .report import SimulationResult, Timeline, summarize_waits
 from .service_model import ServiceModel
@@ -46,6 +46,7 @@ class SimulationConfig:
     service_jitter: float = 0.1
     short_window_s: float = 30.0
     long_window_s: float = 300.0
+    peakedness_window_s: float = 60.0
     region: Region = Region.US
     priority: Priority = Priority.INTERACTIVE
     max_tail_s: float = 6 * 3600.0
@@ -95,6 +96,20 @@ def _replayed_jobs(trace: Trace, service: ServiceModel, config: SimulationConfig
     return _Jobs(arrival, prompt, output, service.service_s(prompt, output) * noise, int(prefix.shape[0]))
 
 
+def _opening_window(jobs: _Jobs, span_s: float = 60.0) -> ArrivalWindow:
+    """Arrivals of the first minute, to start the estimators (and the fleet) in steady state."""
+    if jobs.arrival_s.size == 0:
+        return ArrivalWindow(span_s, 0.0, 0.0, 0.0)
+    first = jobs.arrival_s < jobs.arrival_s[0] + span_s
+    count = int(first.sum())
+    return ArrivalWindow(
+        span_s,
+        count / span_s,
+        float(jobs.prompt_tokens[first].mean()),
+        float(jobs.output_tokens[first].mean()),
+    )
+
+
 class _Simulation:
     def __init__(
         self,
@@ -122,10 +137,10 @@ class _Simulation:
         self.scale_events = 0
         self.timeline: list[tuple[float, int, int, int, int]] = []
         start_s = float(self.jobs.arrival_s[0]) if n else 0.0
-        self.short = RateEstimator(config.short_window_s, now_s=start_s)
-        self.long = RateEstimator(config.long_window_s, now_s=start_s)
-        self.prompt_rate = RateEstimator(config.long_window_s, now_s=start_s)
-        self.output_rate = RateEstimator(config.long_window_s, now_s=start_s)
+        opening = _opening_window(self.jobs)
+        self.short = ArrivalEstimator(config.short_window_s, now_s=start_s, initial=opening)
+        self.long = ArrivalEstimator(config.long_window_s, now_s=start_s, initial=opening)
+        self.demand = PeakednessEstimator(config.peakedness_window_s, config.long_window_s)
         prior = ServiceTimeFit(0.0, 1 / service.prefill_tokens_per_s, 1 / service.decode_tokens_per_s)
         self.service_fit = ServiceTimeEstimator(prior)
         self.boot_lag_s = service.boot.median_s
@@ -176,14 +191,10 @@ class _Simulation:
     # -- jobs -------------------------------------------------------------------------------------
 
     def _arrive(self, job: int) -> None:
-        now, jobs = self.now_s, self.jobs
-        for estimator, weight in (
-            (self.short, 1.0),
-            (self.long, 1.0),
-            (self.prompt_rate, float(jobs.prompt_tokens[job])),
-            (self.output_rate, float(jobs.output_tokens[job])),
-        ):
-            estimator.observe(now, weight)
+        jobs = self.jobs
+        prompt, output = int(jobs.prompt_tokens[job]), int(jobs.output_tokens[job])
+        self.short.observe(self.now_s, prompt, output)
+        self.long.observe(self.now_s, prompt, output)
         self.queue.append(job)
         self.queued_prompt += int(jobs.prompt_tokens[job])
         self.queued_output += int(jobs.output_tokens[job])
@@ -257,26 +268,24 @@ class _Simulation:
 
     def _signals(self) -> FleetSignals:
         now, config = self.now_s, self.config
-        long_rate = self.long.rate_at(now)
-        per_job = 1.0 / long_rate if long_rate > 0 else 0.0
+        workers = tuple(w.view() for w in self.alive.values())
+        self.demand.observe(now, sum(w.busy_slots for w in workers) + len(self.queue))
         return FleetSignals(
             region=config.region,
             model=self.service.name,
             priority=config.priority,
             now_s=now,
-            arrival_rate_short_per_s=self.short.rate_at(now),
-            arrival_rate_long_per_s=long_rate,
-            short_window_s=config.short_window_s,
-            long_window_s=config.long_window_s,
+            short=self.short.window_at(now),
+            long=self.long.window_at(now),
             service=self.service_fit.fit(),
-            mean_prompt_tokens=self.prompt_rate.rate_at(now) * per_job,
-            mean_output_tokens=self.output_rate.rate_at(now) * per_job,
+            demand_peakedness=self.demand.peakedness,
             queue_depth=len(self.queue),
             queued_prompt_tokens=self.queued_prompt,
             queued_output_tokens=self.queued_output,
             oldest_job_age_s=now - float(self.jobs.arrival_s[self.queue[0]]) if self.queue else 0.0,
-            workers=tuple(w.view() for w in self.alive.values()),
+            workers=workers,
             provisioning_lag_s=self.boot_lag_s,
+            wait_target_s=config.slo_wait_s,
             deadline_s=config.deadline_s,
             slots_per_worker=self.service.slots,
             price_usd_per_worker_hour=self.service.price_usd_per_worker_hour,

@@ -24,6 +24,7 @@ class LiveJob:
     seq: int = 0
     worker: WorkerConn | None = None
     crashed: set[str] = field(default_factory=set)
+    avoid: set[str] = field(default_factory=set)
     lease_expires_mono: float = 0.0
     dispatched_mono: float = 0.0
     dispatched_at: float | None = None

@@ -38,6 +38,7 @@ class NodeSettings:
     max_attempts: int = 5
     backlog_cap: int = 100_000
     event_retention_seconds: float = 600.0
+    quarantine_after_failures: int = 5
 
 
 OnFinished = Callable[[Job], None]
@@ -184,7 +185,7 @@ class QueueNode:
                 return
             live = queues.pop(best[0])
             assert live is not None
-            self._dispatch(live, min(free, key=lambda w: w.load))
+            self._dispatch(live, self._pick_worker(live, free))
 
     def _pump_worker(self, worker: WorkerConn) -> None:
         while worker.accepts_jobs:
@@ -198,7 +199,17 @@ class QueueNode:
                 return
             live = self._queues[choice[2]].pop(choice[0])
             assert live is not None
-            self._dispatch(live, worker)
+            if worker.id in live.avoid:
+                others = [w for w in self._workers.values() if w.accepts_jobs and live.job.model in w.models]
+                self._dispatch(live, self._pick_worker(live, others))
+            else:
+                self._dispatch(live, worker)
+
+    @staticmethod
+    def _pick_worker(live: LiveJob, free: list[WorkerConn]) -> WorkerConn:
+        """The least-loaded free worker, preferring ones this job has not already failed on."""
+        fresh = [w for w in free if w.id not in live.avoid]
+        return min(fresh or free, key=lambda w: w.load)
 
     def _dispatch(self, live: LiveJob, worker: WorkerConn) -> None:
         live.state = JobState.DISPATCHED
@@ -244,8 +255,10 @@ class QueueNode:
     def _requeue(self, live: LiveJob, *, crashed: bool) -> None:
         """Put a job back at the front of its queue with a new fence, or fail it if it is poison."""
         worker = self._release(live)
-        if crashed and worker is not None:
-            live.crashed.add(worker.id)
+        if worker is not None:
+            live.avoid.add(worker.id)
+            if crashed:
+                live.crashed.add(worker.id)
         if len(live.crashed) >= self._settings.poison_threshold:
             self._end(live, JobState.FAILED, error=JobFailure(
                 "poison", f"job crashed {len(live.crashed)} distinct workers; not retried"))
@@ -367,8 +380,22 @@ class QueueNode:
         self._end(live, JobState.SUCCEEDED, result=message.output, usage=message.usage, timings=timings)
         self._pump_worker(worker)
 
-    def _fail(self, live: LiveJob, worker: WorkerConn, message: p.JobError) -> None:
+    def _count_failure(self, worker: WorkerConn) -> None:
+        """A worker that fails jobs again and again is quarantined: connected, but given no more work."""
         worker.failures_in_row += 1
+        if worker.failures_in_row >= self._settings.quarantine_after_failures and not worker.quarantined:
+            worker.quarantined = True
+            log.warning("worker.quarantined", worker_id=worker.id, region=self.region,
+                        failures=worker.failures_in_row)
+            worker.send(p.encode(p.ErrorMessage(code="quarantined", message=(
+                f"{worker.failures_in_row} jobs in a row failed or lapsed on this worker; it gets no more work "
+                "until it reconnects"))))
+
+    def _fail(self, live: LiveJob, worker: WorkerConn, message: p.JobError) -> None:
+        if not message.retryable:
+            worker.failures_in_row = 0  # the job's fault (bad input), not the worker's
+        else:
+            self._count_failure(worker)
         if message.retryable and live.attempts < self._settings.max_attempts:
             self._requeue(live, crashed=False)
         else:
@@ -404,6 +431,8 @@ class QueueNode:
                 self._leases.push(live.lease_expires_mono, job_id, fence)
                 continue
             log.warning("lease.expired", job_id=job_id, region=self.region, fence=fence)
+            if live.worker is not None:
+                self._count_failure(live.worker)
             self._stop_on_worker(live, "lease_expired")
             self._requeue(live, crashed=False)
         for _, job_id, _ in self._deadlines.pop_due(now):

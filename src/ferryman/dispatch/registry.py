@@ -22,6 +22,7 @@ class WorkerConn:
     running: dict[str, LiveJob] = field(default_factory=dict)
     draining: bool = False
     paused: bool = False
+    quarantined: bool = False
     failures_in_row: int = 0
 
     @property
@@ -34,7 +35,7 @@ class WorkerConn:
 
     @property
     def accepts_jobs(self) -> bool:
-        return not self.draining and not self.paused and len(self.running) < self.slots
+        return not (self.draining or self.paused or self.quarantined) and len(self.running) < self.slots
 
     @property
     def load(self) -> float:

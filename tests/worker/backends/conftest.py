@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from fake_openai_upstream import FakeUpstream, serve_fake_upstream
+from tests.worker.backends.fake_openai_upstream import FakeUpstream, serve_fake_upstream
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ Behaviour is chosen by model name, so one server covers every case:
 - `fake-model`: answers like vLLM (usage in a separate last chunk when `stream_options.include_usage`);
 - `fake-usage-last-chunk`: like llama.cpp server, ignores `stream_options` and puts usage on the finish chunk;
 - `fake-500`: answers 500; `fake-slow`: sleeps 0.5 s before answering;
-- `fake-stream-error`: streams one piece then an `{"error"}` event; `fake-stream-cut`: one piece then hangs up.
+- `fake-stream-error`: streams a piece then an `{"error"}` event; `fake-stream-cut`: a piece, then hangs up.
 A request without `messages` / `prompt` gets OpenAI's 400 shape. Every request is recorded in `requests`.
 """
 
@@ -42,6 +42,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: Any
+    client_port: int
 
 
 @dataclass
@@ -61,11 +62,18 @@ def tiny_png(width: int, height: int) -> bytes:
 
     rows = b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": "invalid_request_error", "code": status}}, status)
+    return JSONResponse(
+        {"error": {"message": message, "type": "invalid_request_error", "code": status}}, status
+    )
 
 
 def _usage(prompt: str, reply: str) -> dict[str, int]:
@@ -118,17 +126,25 @@ async def _text(request: Request, recorded: Recorded) -> Response:
         choice = {"index": 0, "text": reply, "finish_reason": finish, "logprobs": None}
     kind = "chat.completion" if is_chat else "text_completion"
     usage = _usage(_prompt_text(body), reply)
-    return JSONResponse({"id": "x-1", "object": kind, "model": body["model"], "choices": [choice], "usage": usage})
+    return JSONResponse(
+        {"id": "x-1", "object": kind, "model": body["model"], "choices": [choice], "usage": usage}
+    )
 
 
 def _stream_pieces(body: dict[str, Any], is_chat: bool) -> tuple[list[dict[str, Any]], str, str]:
     """Each streamed choice, the finish reason, and the text the usage is counted on."""
     if is_chat and body.get("tools"):
         call = _tool_call(body)
-        first = {"index": 0, "id": call["id"], "type": "function",
-                 "function": {"name": call["function"]["name"], "arguments": ""}}
-        rest = [{"index": 0, "function": {"arguments": TOOL_ARGUMENTS[i : i + 5]}}
-                for i in range(0, len(TOOL_ARGUMENTS), 5)]
+        first = {
+            "index": 0,
+            "id": call["id"],
+            "type": "function",
+            "function": {"name": call["function"]["name"], "arguments": ""},
+        }
+        rest = [
+            {"index": 0, "function": {"arguments": TOOL_ARGUMENTS[i : i + 5]}}
+            for i in range(0, len(TOOL_ARGUMENTS), 5)
+        ]
         return [{"delta": {"tool_calls": [d]}} for d in (first, *rest)], "tool_calls", TOOL_ARGUMENTS
     words, finish = _reply(body)
     pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
@@ -142,7 +158,9 @@ async def _stream(body: dict[str, Any], is_chat: bool) -> AsyncIterator[bytes]:
     usage = _usage(_prompt_text(body), reply)
 
     def event(choice_list: list[dict[str, Any]], **extra: Any) -> bytes:
-        return f"data: {json.dumps({'id': 'x-1', 'model': model, 'choices': choice_list, **extra})}\n\n".encode()
+        return (
+            f"data: {json.dumps({'id': 'x-1', 'model': model, 'choices': choice_list, **extra})}\n\n".encode()
+        )
 
     yield b": keep-alive comment\n\n"
     for i, choice in enumerate(choices):
@@ -152,8 +170,11 @@ async def _stream(body: dict[str, Any], is_chat: bool) -> AsyncIterator[bytes]:
             return
         if i == 0 and model == "fake-stream-cut":
             return
-    finish_choice = [{"index": 0, "delta": {}, "finish_reason": finish} if is_chat
-                     else {"index": 0, "text": "", "finish_reason": finish}]
+    finish_choice = [
+        {"index": 0, "delta": {}, "finish_reason": finish}
+        if is_chat
+        else {"index": 0, "text": "", "finish_reason": finish}
+    ]
     if model == "fake-usage-last-chunk":
         yield event(finish_choice, usage=usage)
     else:
@@ -167,9 +188,13 @@ async def _embeddings(request: Request, recorded: Recorded) -> Response:
     body = recorded.body
     texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
     size = body.get("dimensions") or 4
-    data = [{"object": "embedding", "index": i, "embedding": [float(len(t))] * size} for i, t in enumerate(texts)]
+    data = [
+        {"object": "embedding", "index": i, "embedding": [float(len(t))] * size} for i, t in enumerate(texts)
+    ]
     tokens = sum(len(t.split()) for t in texts)
-    return JSONResponse({"object": "list", "data": data, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+    return JSONResponse(
+        {"object": "list", "data": data, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+    )
 
 
 async def _images(request: Request, recorded: Recorded) -> Response:
@@ -187,7 +212,9 @@ async def _speech(request: Request, recorded: Recorded) -> Response:
 
 
 def _form(content_type: str, raw: bytes) -> EmailMessage:
-    message = BytesParser(policy=default_policy).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    message = BytesParser(policy=default_policy).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+    )
     assert isinstance(message, EmailMessage)
     return message
 
@@ -211,8 +238,14 @@ async def _transcriptions(request: Request, recorded: Recorded) -> Response:
         return PlainTextResponse(text)
     if fmt == "verbose_json":
         segments = [{"id": 0, "start": 0.0, "end": 1.5, "text": text}]
-        return JSONResponse({"text": text, "language": fields.get("language", "english"), "duration": 1.5,
-                             "segments": segments})
+        return JSONResponse(
+            {
+                "text": text,
+                "language": fields.get("language", "english"),
+                "duration": 1.5,
+                "segments": segments,
+            }
+        )
     return JSONResponse({"text": text})
 
 
@@ -225,8 +258,8 @@ def _endpoint(upstream: FakeUpstream, handler: Handler) -> Callable[[Request], A
     async def endpoint(request: Request) -> Response:
         raw = await request.body()
         is_json = request.headers.get("content-type", "").startswith("application/json")
-        recorded = Recorded(request.url.path.removeprefix("/v1/"), dict(request.headers),
-                            json.loads(raw) if is_json else None)
+        path, body = request.url.path.removeprefix("/v1/"), json.loads(raw) if is_json else None
+        recorded = Recorded(path, dict(request.headers), body, request.client.port if request.client else 0)
         upstream.requests.append(recorded)
         if request.headers.get("authorization") != f"Bearer {API_KEY}":
             return _error(401, "Incorrect API key provided")
@@ -237,10 +270,19 @@ def _endpoint(upstream: FakeUpstream, handler: Handler) -> Callable[[Request], A
 
 def create_app(upstream: FakeUpstream) -> Starlette:
     handlers: dict[str, Handler] = {
-        "chat/completions": _text, "completions": _text, "embeddings": _embeddings,
-        "images/generations": _images, "audio/speech": _speech, "audio/transcriptions": _transcriptions}
-    return Starlette(routes=[Route(f"/v1/{path}", _endpoint(upstream, handler), methods=["POST"])
-                             for path, handler in handlers.items()])
+        "chat/completions": _text,
+        "completions": _text,
+        "embeddings": _embeddings,
+        "images/generations": _images,
+        "audio/speech": _speech,
+        "audio/transcriptions": _transcriptions,
+    }
+    return Starlette(
+        routes=[
+            Route(f"/v1/{path}", _endpoint(upstream, handler), methods=["POST"])
+            for path, handler in handlers.items()
+        ]
+    )
 
 
 def unused_port() -> int:
@@ -255,8 +297,17 @@ def unused_port() -> int:
 def serve_fake_upstream(timeout_s: float = 10.0) -> Iterator[FakeUpstream]:
     """Run the fake on a free port with a real uvicorn server in a thread; stop it on exit."""
     upstream = FakeUpstream(url="")
-    config = uvicorn.Config(create_app(upstream), host="127.0.0.1", port=0, log_level="warning", lifespan="off",
-                            ws="none", loop="asyncio", http="h11", timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        create_app(upstream),
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="off",
+        ws="none",
+        loop="asyncio",
+        http="h11",
+        timeout_graceful_shutdown=1,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="fake-openai-upstream", daemon=True)
     thread.start()

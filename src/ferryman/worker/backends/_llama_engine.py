@@ -153,7 +153,7 @@ class LlamaEngine:
                 rendered = self._formatter(messages=messages)
             except Exception as exc:
                 raise BackendError(
-                    "invalid_payload",
+                    "invalid_input",
                     f"the model's chat template rejected the messages: {exc}",
                     retryable=False,
                 ) from None
@@ -175,10 +175,11 @@ class LlamaEngine:
                 size = len(self._llm.tokenize(text.encode(), add_bos=True, special=False))
                 if size > self.n_ctx:
                     raise _too_long(size, self.n_ctx)
-            # the model's own pooling is "none" (it is a chat model), so pool here rather than override it,
-            # which llama.cpp would warn about on stderr
-            per_token, count = self._llm.embed(list(texts), truncate=False, return_count=True)
-        return [_mean_normalized(rows) for rows in per_token], int(count)
+            vectors, count = self._llm.embed(list(texts), truncate=False, return_count=True)
+            is_per_token = self._llm.pooling_type() == self._lib.LLAMA_POOLING_TYPE_NONE
+        # a chat model pools nothing (llama.cpp returns a vector per token): mean-pool here rather than force
+        # a pooling type, which llama.cpp warns about on stderr. Embedding models arrive pooled.
+        return [_normalized(_mean(v) if is_per_token else v) for v in vectors], int(count)
 
     def _generate(
         self, tokens: list[int], sampling: Sampling, stops: Sequence[str], stop: threading.Event
@@ -257,7 +258,10 @@ def _too_long(tokens: int, n_ctx: int) -> BackendError:
     )
 
 
-def _mean_normalized(rows: list[list[float]]) -> list[float]:
-    mean = [math.fsum(column) / len(rows) for column in zip(*rows, strict=True)]
-    norm = math.sqrt(math.fsum(v * v for v in mean)) or 1.0
-    return [v / norm for v in mean]
+def _mean(rows: list[list[float]]) -> list[float]:
+    return [math.fsum(column) / len(rows) for column in zip(*rows, strict=True)]
+
+
+def _normalized(vector: list[float]) -> list[float]:
+    norm = math.sqrt(math.fsum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]

@@ -314,8 +314,8 @@ def transcription_output(raw: Any) -> Output:
 
 def _b64decode(value: Any, *, what: str) -> bytes:
     if not isinstance(value, str):
-        raise BackendError("invalid_payload", f"{what} must be a base64 string, got {type(value).__name__}")
+        raise BackendError("invalid_input", f"{what} must be a base64 string, got {type(value).__name__}")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise BackendError("invalid_payload", f"{what} is not valid base64: {exc}") from None
+        raise BackendError("invalid_input", f"{what} is not valid base64: {exc}") from None

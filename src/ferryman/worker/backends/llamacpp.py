@@ -13,7 +13,7 @@ import functools
 import importlib.resources
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,7 @@ class LlamaCppBackend:
         for engine in engines:
             await asyncio.to_thread(engine.close)
 
-    async def run(self, item: WorkItem) -> AsyncIterator[Chunk]:
+    async def run(self, item: WorkItem) -> AsyncGenerator[Chunk, None]:
         if item.task not in TASKS or item.model != self._model_name:
             raise BackendError(
                 "unsupported",
@@ -107,8 +107,10 @@ class LlamaCppBackend:
         if item.task is Task.EMBEDDINGS:
             yield await self._embeddings(item.payload)
             return
-        async for chunk in self._text(item):
-            yield chunk
+        # closed here, not by the GC: the generating thread hears "stop" the moment the job is cancelled
+        async with contextlib.aclosing(self._text(item)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     async def _engine(self, *, embedding: bool) -> LlamaEngine:
         # llama.cpp needs a separate context in embedding mode, hence a second instance, loaded on first use
@@ -125,7 +127,7 @@ class LlamaCppBackend:
                 self._engines[embedding] = engine
             return engine
 
-    async def _text(self, item: WorkItem) -> AsyncIterator[Chunk]:
+    async def _text(self, item: WorkItem) -> AsyncGenerator[Chunk, None]:
         payload = item.payload
         sampling = sampling_from(payload)
         prompt = chat_messages(payload) if item.task is Task.CHAT else completion_prompt(payload)
@@ -139,7 +141,6 @@ class LlamaCppBackend:
         is_streaming = bool(payload.get("stream"))
         parts: list[str] = []
         finished = Finished("stop", 0, 0)
-        # aclosing: the thread must hear "stop" the moment this job is cancelled, not when the GC gets to it
         async with self._generation_lock, contextlib.aclosing(iterate_in_thread(generate)) as pieces:
             async for piece in pieces:
                 if isinstance(piece, Finished):
@@ -207,7 +208,7 @@ def sampling_from(payload: dict[str, Any]) -> Sampling:
             json_schema=schema,
         )
     except (TypeError, ValueError) as exc:
-        raise BackendError("invalid_payload", f"a sampling setting is not a number: {exc}") from None
+        raise BackendError("invalid_input", f"a sampling setting is not a number: {exc}") from None
 
 
 def _number(payload: dict[str, Any], key: str, default: float) -> float:
@@ -231,7 +232,7 @@ def chat_messages(payload: dict[str, Any]) -> list[dict[str, Any]]:
     """Messages whose content is a string: OpenAI text parts are joined; images are refused."""
     messages = payload.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise BackendError("invalid_payload", "chat needs a non-empty list of messages")
+        raise BackendError("invalid_input", "chat needs a non-empty list of messages")
     result = []
     for message in messages:
         content = message.get("content") if isinstance(message, dict) else None
@@ -242,7 +243,7 @@ def chat_messages(payload: dict[str, Any]) -> list[dict[str, Any]]:
                 )
             content = "".join(str(p.get("text", "")) for p in content)
         if not isinstance(content, str):
-            raise BackendError("invalid_payload", "each message needs a role and string or text-part content")
+            raise BackendError("invalid_input", "each message needs a role and string or text-part content")
         result.append({"role": str(message.get("role", "user")), "content": content})
     return result
 
@@ -250,9 +251,7 @@ def chat_messages(payload: dict[str, Any]) -> list[dict[str, Any]]:
 def completion_prompt(payload: dict[str, Any]) -> str:
     prompt = payload.get("prompt")
     if not isinstance(prompt, str):
-        raise BackendError(
-            "invalid_payload", f"completion needs a string prompt, got {type(prompt).__name__}"
-        )
+        raise BackendError("invalid_input", f"completion needs a string prompt, got {type(prompt).__name__}")
     return prompt
 
 
@@ -261,5 +260,5 @@ def embedding_inputs(payload: dict[str, Any]) -> list[str]:
     items: list[Any] = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
     texts = [t for t in items if isinstance(t, str) and t]
     if not texts or len(texts) != len(items):
-        raise BackendError("invalid_payload", "embeddings input must be a non-empty string or a list of them")
+        raise BackendError("invalid_input", "embeddings input must be a non-empty string or a list of them")
     return texts

@@ -7,8 +7,9 @@ path, so it builds no per-job client and copies payloads as little as it can.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import httpx
@@ -95,7 +96,7 @@ class OpenAIUpstreamBackend:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def run(self, item: WorkItem) -> AsyncIterator[Chunk]:
+    async def run(self, item: WorkItem) -> AsyncGenerator[Chunk, None]:
         if item.task not in self._tasks or item.model not in self._models:
             raise BackendError(
                 "unsupported",
@@ -104,8 +105,10 @@ class OpenAIUpstreamBackend:
             )
         payload = item.payload
         if item.task in _PATHS and payload.get("stream"):
-            async for chunk in self._stream_text(item):
-                yield chunk
+            # closed here, not by the GC: the connection and the upstream's work end when the job is cancelled
+            async with contextlib.aclosing(self._stream_text(item)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         elif item.task in _PATHS:
             body = shapes.text_request(item.task, item.model, payload, stream=False)
             yield shapes.text_output(item.task, await self._post_json(_PATHS[item.task], json=body))
@@ -149,7 +152,7 @@ class OpenAIUpstreamBackend:
             response.content, body["response_format"], response.headers.get("content-type"), characters
         )
 
-    async def _stream_text(self, item: WorkItem) -> AsyncIterator[Chunk]:
+    async def _stream_text(self, item: WorkItem) -> AsyncGenerator[Chunk, None]:
         """Yield deltas as they come; closing this generator closes the connection, stopping the upstream."""
         body = shapes.text_request(item.task, item.model, item.payload, stream=True)
         accumulator = shapes.StreamAccumulator(item.task)
@@ -158,12 +161,14 @@ class OpenAIUpstreamBackend:
             async with self._client.stream("POST", _PATHS[item.task], json=body) as response:
                 if response.is_error:
                     raise error_from_status(response.status_code, await response.aread())
-                async for data in iter_sse_data(response.aiter_lines()):
-                    if data == DONE:
-                        is_done = True
-                        break
-                    for delta in accumulator.feed(_stream_event(data)):
-                        yield delta
+                # read on past [DONE] to the end: a connection with an unread body can't go back to the pool
+                async with contextlib.aclosing(iter_sse_data(response.aiter_lines())) as events:
+                    async for data in events:
+                        if data == DONE or is_done:
+                            is_done = True
+                            continue
+                        for delta in accumulator.feed(_stream_event(data)):
+                            yield delta
         except httpx.TransportError as exc:
             log.warning("upstream.stream_broken", error=type(exc).__name__)
             raise error_from_transport(exc) from None

@@ -1,0 +1,41 @@
+"""Whole-system fixtures: real server and worker processes on free ports and fresh data dirs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.processes import FerrymanServer
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerrymanServer]:
+    """One `ferryman serve` with an echo worker per region, for tests that don't disturb it."""
+    server = FerrymanServer(tmp_path_factory.mktemp("shared"), env={"FERRYMAN_ALLOW_PRIVATE_WEBHOOKS": "false"})
+    try:
+        server.start()
+        server.start_worker(region="us", slots=4, worker_id="shared-us")
+        server.start_worker(region="eu", slots=4, worker_id="shared-eu")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[..., FerrymanServer]]:
+    """A factory of servers owned by one test, each with its own data dir; all stopped at the end."""
+    made: list[FerrymanServer] = []
+
+    def make(env: dict[str, str] | None = None, *, name: str = "server", command: str = "serve",
+             extra: list[str] | None = None) -> FerrymanServer:
+        server = FerrymanServer(tmp_path / name, env=env, command=command, extra=extra)
+        made.append(server)
+        return server.start()
+
+    try:
+        yield make
+    finally:
+        for server in made:
+            server.stop()
