@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from ferryman import dispatch, jobs, privacy, store
 from ferryman.clock import FakeClock
@@ -110,7 +110,7 @@ class NodeHarness:
         return {job.id: job.state for job in self.finished}
 
 
-async def _nothing(conn: AsyncConnection) -> None:
+def _nothing(conn: Connection) -> None:
     return None
 
 

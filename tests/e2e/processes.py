@@ -94,11 +94,17 @@ class FerrymanServer:
         log = self.data_dir / f"worker-{worker_id or len(self.workers)}.log"
         with log.open("ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        before = self.connected_workers(region)
         self.workers.append(proc)
         if wait:
-            wait_until(lambda: "worker.registered" in log.read_text(), timeout_s=30,
+            wait_until(lambda: self.connected_workers(region) > before or proc.poll() is not None, timeout_s=30,
                        what=f"worker {worker_id} to register", log=log)
+            assert proc.poll() is None, f"worker exited with {proc.returncode}:\n{tail(log)}"
         return proc
+
+    def connected_workers(self, region: str) -> int:
+        count: int = httpx.get(f"{self.url}/readyz", timeout=5).json()["regions"][region]["workers"]
+        return count
 
     def kill(self) -> None:
         """SIGKILL the server: nothing gets to clean up."""

@@ -13,7 +13,8 @@ rules only. Defaults follow each project's documented defaults; the per-worker c
   upscale_delay_s = 30 or downscale_delay_s = 600 before it is applied.
 - RunPod serverless queue-delay scaler (docs.runpod.io, "Endpoint configurations"): add workers when
   a request has waited more than 4 s; a worker idle for idle_timeout = 5 s stops.
-- A fixed fleet sized for the peak minute (what a team without an autoscaler provisions).
+- A fixed fleet sized for the peak minute (what a team without an autoscaler provisions); the
+  registry also offers the smallest fixed fleet that meets the SLO, found by replaying the trace.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 from .fleet_plan import plan_fleet
 from .models import Decision, FleetSignals, WorkerState
 from .service_model import ServiceModel
+from .staffing import headroom_beta
 from .traces import Trace
 
 
@@ -89,7 +91,9 @@ class KnativeKPA:
         desired = self._apply_panic(signals.now_s, stable_want, panic_want, ready)
         desired = _clamp(desired, self.min_workers, self.max_workers)
         mode = "panic" if self._panic_since_s is not None else "stable"
-        reason = f"{mode}: concurrency {stable_avg:.1f} (60s) / {panic_avg:.1f} (6s), target {self.target:.1f}"
+        reason = (
+            f"{mode}: concurrency {stable_avg:.1f} (60s) / {panic_avg:.1f} (6s), target {self.target:.1f}"
+        )
         return plan_fleet(signals, desired, reason)
 
     def _apply_panic(self, now_s: float, stable_want: int, panic_want: int, ready: int) -> int:
@@ -185,10 +189,8 @@ class RunPodQueueDelay:
 class FixedFleet:
     """A constant fleet: no scaling at all."""
 
-    name = "fixed-peak"
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
+    def __init__(self, workers: int, *, name: str = "fixed") -> None:
+        self.workers, self.name = workers, name
 
     def decide(self, signals: FleetSignals) -> Decision:
         return plan_fleet(signals, self.workers, f"fixed at {self.workers} workers")
@@ -199,18 +201,21 @@ def peak_fleet_size(
     service: ServiceModel,
     *,
     window_s: float = 60.0,
-    target_utilization: float = 0.9,
-    headroom_beta: float = 1.0,
+    wait_s: float = 2.0,
+    miss: float = 0.01,
 ) -> int:
-    """Workers for the busiest `window_s` of the trace, by the same staffing rule our policy uses
-    (load/ρ + β√load), so the fixed fleet differs from ours only in not following the load.
+    """Capacity planning for the busiest `window_s` of the trace, with the same square-root staffing
+    rule our policy uses (Poisson traffic assumed, as a planner without burst data would).
 
-    This is capacity planning with hindsight: it reads the whole trace.
+    This reads the whole trace: it is planning with hindsight of the peak.
     """
     if len(trace) == 0:
         return 1
     work_s = service.service_s(trace.prompt_tokens, trace.output_tokens)
     per_window = np.bincount((trace.arrival_s // window_s).astype(np.int64), weights=work_s)
-    peak_load = float(per_window.max()) / window_s
-    slots = peak_load / target_utilization + headroom_beta * math.sqrt(peak_load)
-    return max(1, math.ceil(slots / service.slots))
+    busiest = int(per_window.argmax())
+    load = float(per_window[busiest]) / window_s
+    in_window = (trace.arrival_s // window_s).astype(np.int64) == busiest
+    service_s = float(work_s[in_window].mean())
+    beta = headroom_beta(load=load, peakedness=1.0, service_s=service_s, wait_s=wait_s, miss=miss)
+    return max(1, math.ceil((load + beta * math.sqrt(load)) / service.slots))

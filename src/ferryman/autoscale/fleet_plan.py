@@ -31,9 +31,7 @@ def plan_fleet(signals: FleetSignals, desired: int, reason: str) -> Decision:
 
 
 def _drain_order(workers: tuple[WorkerView, ...]) -> list[WorkerView]:
-    starting = sorted(
-        (w for w in workers if w.state is WorkerState.STARTING), key=lambda w: -w.provisioned_s
-    )
+    starting = sorted((w for w in workers if w.state is WorkerState.STARTING), key=lambda w: -w.provisioned_s)
     warm = sorted(
         (w for w in workers if w.state is WorkerState.WARM),
         key=lambda w: (w.busy_slots, w.idle_since_s if w.idle_since_s is not None else float("inf")),

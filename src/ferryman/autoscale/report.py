@@ -78,3 +78,39 @@ class SimulationResult:
 def _finite(seconds: float) -> float:
     # JSON has no infinity; a wait that never ended is reported as -1
     return round(seconds, 3) if np.isfinite(seconds) else -1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Ours against the best baseline: the cheapest one meeting the SLO target, else the one with
+    the best SLO attainment. `gpu_hours_saved` is a fraction of the baseline's GPU-hours."""
+
+    ours: SimulationResult
+    baseline: SimulationResult
+    slo_target: float
+
+    @property
+    def gpu_hours_saved(self) -> float:
+        if self.baseline.gpu_hours <= 0:
+            return 0.0
+        return 1.0 - self.ours.gpu_hours / self.baseline.gpu_hours
+
+    @property
+    def slo_at_least_baseline(self) -> bool:
+        return self.ours.waits.slo_attainment >= self.baseline.waits.slo_attainment
+
+
+def compare_to_best_baseline(
+    results: list[SimulationResult], *, ours: str, slo_target: float, exclude: tuple[str, ...] = ()
+) -> Comparison | None:
+    """None when `ours` or every baseline is missing from `results`."""
+    mine = next((r for r in results if r.policy == ours), None)
+    baselines = [r for r in results if r.policy != ours and r.policy not in exclude]
+    if mine is None or not baselines:
+        return None
+    meeting = [r for r in baselines if r.waits.slo_attainment >= slo_target]
+    if meeting:
+        best = min(meeting, key=lambda r: r.gpu_hours)
+    else:
+        best = max(baselines, key=lambda r: (r.waits.slo_attainment, -r.gpu_hours))
+    return Comparison(mine, best, slo_target)

@@ -14,7 +14,6 @@ before time 0 is billed or measured.
 from __future__ import annotations
 
 import heapq
-import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +23,13 @@ import numpy.typing as npt
 
 from ferryman.types import Priority, Region
 
-from .estimators import ArrivalEstimator, ArrivalWindow, PeakednessEstimator, ServiceTimeEstimator, ServiceTimeFit
+from .estimators import (
+    ArrivalEstimator,
+    ArrivalWindow,
+    PeakednessEstimator,
+    ServiceTimeEstimator,
+    ServiceTimeFit,
+)
 from .models import Decision, FleetSignals, ScalingPolicy, WorkerState, WorkerView
 from .report import SimulationResult, Timeline, summarize_waits
 from .service_model import ServiceModel
@@ -44,9 +49,10 @@ class SimulationConfig:
     warmup_s: float = 900.0
     seed: int = 0
     service_jitter: float = 0.1
-    short_window_s: float = 30.0
-    long_window_s: float = 300.0
+    short_window_s: float = 60.0
+    long_window_s: float = 600.0
     peakedness_window_s: float = 60.0
+    peakedness_memory_s: float = 600.0
     region: Region = Region.US
     priority: Priority = Priority.INTERACTIVE
     max_tail_s: float = 6 * 3600.0
@@ -85,7 +91,9 @@ class _Jobs:
     first_measured: int
 
 
-def _replayed_jobs(trace: Trace, service: ServiceModel, config: SimulationConfig, rng: np.random.Generator) -> _Jobs:
+def _replayed_jobs(
+    trace: Trace, service: ServiceModel, config: SimulationConfig, rng: np.random.Generator
+) -> _Jobs:
     warm = trace.arrival_s <= min(config.warmup_s, trace.duration_s)
     warm[0] = False  # the mirror of time 0 is time 0 itself
     prefix = np.flatnonzero(warm)[::-1]
@@ -140,7 +148,7 @@ class _Simulation:
         opening = _opening_window(self.jobs)
         self.short = ArrivalEstimator(config.short_window_s, now_s=start_s, initial=opening)
         self.long = ArrivalEstimator(config.long_window_s, now_s=start_s, initial=opening)
-        self.demand = PeakednessEstimator(config.peakedness_window_s, config.long_window_s)
+        self.demand = PeakednessEstimator(config.peakedness_window_s, config.peakedness_memory_s)
         prior = ServiceTimeFit(0.0, 1 / service.prefill_tokens_per_s, 1 / service.decode_tokens_per_s)
         self.service_fit = ServiceTimeEstimator(prior)
         self.boot_lag_s = service.boot.median_s
@@ -160,14 +168,16 @@ class _Simulation:
                 next_job += 1
                 continue
             time_s, kind, _, payload = heapq.heappop(self.heap)
+            if kind != _FINISH and not (next_job < n or self.queue or self._running()):
+                continue  # no work left: the replay (and the bill) ends with the last job
+            if time_s > deadline_s:
+                break
             self.now_s = time_s
             if kind == _FINISH:
                 self._finish(payload)
             elif kind == _READY:
                 self._ready(payload)
-            elif next_job < n or self.queue or self._running() or time_s < 0:
-                if time_s > deadline_s:
-                    break
+            else:
                 self._tick()
         return self._result()
 
@@ -179,11 +189,10 @@ class _Simulation:
         return any(w.busy for w in self.alive.values())
 
     def _bootstrap_fleet(self) -> None:
-        """Start warm with the offered load of the first minute, before the policy takes over."""
-        jobs = self.jobs
-        first = jobs.arrival_s < jobs.arrival_s[0] + 60.0 if jobs.arrival_s.size else np.zeros(0, bool)
-        load = float(jobs.service_s[first].sum()) / 60.0
-        for _ in range(max(1, math.ceil(load / self.service.slots))):
+        """Start with the warm fleet the policy asks for before the first job (a fixed fleet starts
+        whole; an autoscaler sizes from the opening minute's arrivals)."""
+        decision = self.policy.decide(self._signals())
+        for _ in range(decision.desired_workers):
             worker = self._provision()
             worker.state, worker.idle_since_s = WorkerState.WARM, self.now_s
             self.warm.append(worker)
@@ -217,7 +226,9 @@ class _Simulation:
     def _finish(self, job: int) -> None:
         worker = self.workers[int(self.job_worker[job])]
         jobs = self.jobs
-        self.service_fit.observe(int(jobs.prompt_tokens[job]), int(jobs.output_tokens[job]), float(jobs.service_s[job]))
+        self.service_fit.observe(
+            int(jobs.prompt_tokens[job]), int(jobs.output_tokens[job]), float(jobs.service_s[job])
+        )
         worker.busy -= 1
         if worker.busy == 0:
             worker.idle_since_s = self.now_s
@@ -324,7 +335,9 @@ class _Simulation:
     def _record(self) -> None:
         alive = self.alive.values()
         starting = sum(1 for w in alive if w.state is WorkerState.STARTING)
-        self.timeline.append((self.now_s, starting + len(self.warm), len(self.warm), len(self.alive), len(self.queue)))
+        self.timeline.append(
+            (self.now_s, starting + len(self.warm), len(self.warm), len(self.alive), len(self.queue))
+        )
 
     def _result(self) -> SimulationResult:
         end_s = self.now_s

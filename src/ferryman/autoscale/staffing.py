@@ -29,7 +29,9 @@ def delay_probability(beta: float) -> float:
     return 1.0 / (1.0 + beta * _NORMAL.cdf(beta) / _NORMAL.pdf(beta))
 
 
-def wait_miss_probability(beta: float, *, load: float, peakedness: float, service_s: float, wait_s: float) -> float:
+def wait_miss_probability(
+    beta: float, *, load: float, peakedness: float, service_s: float, wait_s: float
+) -> float:
     """Approximate P(wait > wait_s) with c = L + beta·√(z·L) slots (peakedness z ≥ 1)."""
     scaled_load = load / max(1.0, peakedness)
     decay = beta * math.sqrt(scaled_load) * wait_s / service_s if service_s > 0 else math.inf
@@ -45,7 +47,10 @@ def headroom_beta(*, load: float, peakedness: float, service_s: float, wait_s: f
         return 0.0
 
     def misses(beta: float) -> bool:
-        return wait_miss_probability(beta, load=load, peakedness=peakedness, service_s=service_s, wait_s=wait_s) > miss
+        return (
+            wait_miss_probability(beta, load=load, peakedness=peakedness, service_s=service_s, wait_s=wait_s)
+            > miss
+        )
 
     if misses(_MAX_BETA):
         return _MAX_BETA

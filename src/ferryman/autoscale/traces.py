@@ -7,6 +7,7 @@ simulation fed a silently mangled trace produces numbers nobody should publish.
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -93,8 +94,7 @@ def load_trace(path: Path) -> Trace:
     negative or not an integer, text that is not UTF-8 CSV, and for a file with no rows.
     Raises OSError if the file cannot be read.
     """
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        stamps, prompts, outputs = _parse_rows(handle)
+    stamps, prompts, outputs = _parse_rows(io.StringIO(_decode(path.read_bytes()), newline=""))
     start = min(stamps)
     arrivals = np.fromiter(((s - start).total_seconds() for s in stamps), float, len(stamps))
     return trace_from_arrays(path.stem, arrivals, np.asarray(prompts), np.asarray(outputs))
@@ -115,11 +115,19 @@ def _parse_rows(handle: TextIO) -> tuple[list[datetime], list[int], list[int]]:
             stamps.append(_parse_timestamp(cells[0], line))
             prompts.append(_parse_tokens(cells[1], PROMPT_COLUMN, line))
             outputs.append(_parse_tokens(cells[2], OUTPUT_COLUMN, line))
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise TraceError(f"line {reader.line_num + 1}: not a readable UTF-8 CSV row ({exc})") from None
+    except csv.Error as exc:
+        raise TraceError(f"line {reader.line_num}: not a readable CSV row ({exc})") from None
     if not stamps:
         raise TraceError("line 2: no rows after the header")
     return stamps, prompts, outputs
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise TraceError(f"line {line}: not UTF-8 text (byte {data[exc.start]:#04x})") from None
 
 
 def _parse_header(header: list[str] | None) -> dict[str, int]:

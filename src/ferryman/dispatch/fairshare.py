@@ -23,7 +23,6 @@ class FairQueue:
         self._tiebreak = itertools.count()
         self._vtime = 0.0
         self._size = 0
-        self._seq = itertools.count(1)
 
     def __len__(self) -> int:
         return self._size
@@ -35,11 +34,12 @@ class FairQueue:
             start = max(self._passes.get(job.org_id, 0.0), self._vtime)
             self._passes[job.org_id] = start
             heapq.heappush(self._heap, (start, next(self._tiebreak), job.org_id))
+        # seq numbers a job within its org's queue, so position() can count the org's jobs ahead of it
         if front:
-            job.seq = (queue[0].seq - 1) if queue else next(self._seq)
+            job.seq = (queue[0].seq - 1) if queue else 0
             queue.appendleft(job)
         else:
-            job.seq = next(self._seq)
+            job.seq = (queue[-1].seq + 1) if queue else 0
             queue.append(job)
         self._size += 1
 

@@ -42,6 +42,12 @@ class NodeSettings:
 
 
 OnFinished = Callable[[Job], None]
+EPOCH_SHIFT = 32
+
+
+def _log_failed_write(written: asyncio.Future[Any]) -> None:
+    if not written.cancelled() and written.exception() is not None:
+        log.error("job.state_write_failed", error=type(written.exception()).__name__)
 
 
 class QueueNode:
@@ -61,6 +67,7 @@ class QueueNode:
         self._deadlines = TimerHeap()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
+        self._fence_base = 0
 
     # -- lifecycle
 
@@ -68,11 +75,11 @@ class QueueNode:
         """Load the model catalog and re-queue every unfinished job (running ones get a new fence)."""
         for name, tasks in await self._repo.find_models():
             self._catalog[name] = frozenset(Task(t) for t in tasks)
+        self._fence_base = await self._repo.start_epoch(self._clock.now()) << EPOCH_SHIFT
         recovered = await self._repo.find_unfinished()
         for job, payload in recovered:
             live = self._make_live(job, payload)
             live.attempts, live.crashed = job.attempts, set(job.crashed_workers)
-            live.fence = job.fence + 1 if job.state is not JobState.QUEUED else job.fence
             if job.state is not JobState.QUEUED:
                 await self._repo.update(job.id, state=JobState.QUEUED.value, fence=live.fence, worker_id=None)
             self._queue(live)
@@ -120,7 +127,7 @@ class QueueNode:
 
     def _make_live(self, job: Job, payload: dict[str, Any]) -> LiveJob:
         mono, now = self._clock.monotonic(), self._clock.now()
-        live = LiveJob(job=job, payload=payload, state=JobState.QUEUED,
+        live = LiveJob(job=job, payload=payload, state=JobState.QUEUED, fence=self._fence_base,
                        deadline_mono=mono + (job.deadline_at - now), enqueued_mono=mono)
         self._live[job.id] = live
         self._deadlines.push(live.deadline_mono, job.id, 0)
@@ -212,31 +219,25 @@ class QueueNode:
         return min(fresh or free, key=lambda w: w.load)
 
     def _dispatch(self, live: LiveJob, worker: WorkerConn) -> None:
+        """Hand a job to a worker under a new fence. The fence needs no commit first: fences carry this node's
+        epoch, so no fence handed out before a restart can equal or outrank one handed out after it (ADR 0002).
+        """
         live.state = JobState.DISPATCHED
         live.fence += 1
         live.attempts += 1
         live.worker = worker
         live.dispatched_at = self._clock.now()
-        live.lease_expires_mono = self._clock.monotonic() + self._settings.lease_seconds
+        live.dispatched_mono = self._clock.monotonic()
+        live.lease_expires_mono = live.dispatched_mono + self._settings.lease_seconds
         worker.running[live.id] = live
         self._leases.push(live.lease_expires_mono, live.id, live.fence)
-        fence = live.fence
-        written = self._repo.update(live.job.id, state=JobState.DISPATCHED.value, fence=fence, attempts=live.attempts,
-                                    worker_id=worker.id, dispatched_at=live.dispatched_at)
-        written.add_done_callback(lambda f: self._send_dispatch(live, worker, fence, f))
-
-    def _send_dispatch(self, live: LiveJob, worker: WorkerConn, fence: int, written: asyncio.Future[Any]) -> None:
-        if written.cancelled() or written.exception() is not None:
-            log.error("job.dispatch_write_failed", job_id=live.id, region=self.region)
-            if live.fence == fence and live.state is JobState.DISPATCHED:
-                self._requeue(live, crashed=False)
-            return
-        if live.fence != fence or live.worker is not worker or worker.id not in self._workers:
-            return
-        live.dispatched_mono = self._clock.monotonic()
+        # written without waiting: the epoch in the fence keeps it safe (ADR 0002); the write keeps attempts
+        # counted across a restart of the node
+        self._repo.record_dispatch(live.job.id, fence=live.fence, attempts=live.attempts, worker_id=worker.id,
+                                   dispatched_at=live.dispatched_at).add_done_callback(_log_failed_write)
         self._metrics.dispatch_latency.labels(self.region).observe(live.dispatched_mono - live.enqueued_mono)
         worker.send(p.encode(p.JobDispatch(
-            job_id=live.id, attempt=live.attempts, fence=fence, lease_seconds=self._settings.lease_seconds,
+            job_id=live.id, attempt=live.attempts, fence=live.fence, lease_seconds=self._settings.lease_seconds,
             task=live.job.task.value, model=live.job.model, payload=live.payload)))
         self._events.publish(live.id, "status", {"state": "dispatched", "attempt": live.attempts})
 
@@ -271,7 +272,8 @@ class QueueNode:
         live.fence += 1
         live.worker = None
         self._repo.update(live.job.id, state=JobState.QUEUED.value, fence=live.fence, worker_id=None,
-                          crashed_workers=sorted(live.crashed))
+                          attempts=live.attempts, crashed_workers=sorted(live.crashed)
+                          ).add_done_callback(_log_failed_write)
         self._events.publish(live.id, "status", {"state": "queued", "requeued": True})
         self._queue(live, front=True)
 
@@ -341,7 +343,6 @@ class QueueNode:
         if isinstance(message, p.JobAccepted):
             live.state, live.started_at = JobState.RUNNING, self._clock.now()
             self._renew(live)
-            self._repo.update(live.job.id, state=JobState.RUNNING.value, started_at=live.started_at)
             self._events.publish(live.id, "status", {"state": "running"})
         elif isinstance(message, p.JobProgress):
             self._renew(live)

@@ -220,7 +220,7 @@ def _decode(text: str | bytes, table: dict[str, type[Message]]) -> Message:
         raise ProtocolError(f"frame of {len(text)} bytes is over the {MAX_FRAME_BYTES}-byte limit")
     try:
         raw = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ProtocolError(f"frame is not JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise ProtocolError("frame must be a JSON object")
@@ -235,7 +235,8 @@ def _decode(text: str | bytes, table: dict[str, type[Message]]) -> Message:
         value = raw[f.name]
         expected = _FIELD_TYPES.get(f.name)
         is_bool_for_number = isinstance(value, bool) and bool not in (expected or ())
-        if expected and (not isinstance(value, expected) or is_bool_for_number):
+        is_null_for_optional = value is None and f.default is None
+        if expected and not is_null_for_optional and (not isinstance(value, expected) or is_bool_for_number):
             raise ProtocolError(f"{kind}.{f.name} has the wrong type: got {type(value).__name__}")
         kwargs[f.name] = value
     if "models" in kwargs:
@@ -281,5 +282,5 @@ def decode_blob(frame: bytes) -> JobBlob:
             content_type=str(header["content_type"]),
             data=frame[4 + size :],
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
         raise ProtocolError(f"binary frame header is invalid: {exc}") from None

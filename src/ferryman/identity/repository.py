@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 from sqlalchemy import and_, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ferryman.identity.models import Org, Principal, Scope, WorkerPrincipal
 from ferryman.store import StoreWriter, tables
@@ -19,8 +20,8 @@ class IdentityRepository:
         self._writer = writer
 
     async def _insert(self, table: Any, **values: Any) -> None:
-        async def write(conn: AsyncConnection) -> None:
-            await conn.execute(insert(table).values(**values))
+        def write(conn: Connection) -> None:
+            conn.execute(insert(table).values(**values))
 
         await self._writer.write(write)
 
@@ -91,7 +92,7 @@ class IdentityRepository:
     async def touch_token(self, token_id: TokenId, *, at: float, ip: str | None) -> None:
         t = tables.api_tokens
 
-        async def write(conn: AsyncConnection) -> None:
-            await conn.execute(update(t).where(t.c.id == token_id).values(last_used_at=at, last_used_ip=ip))
+        def write(conn: Connection) -> None:
+            conn.execute(update(t).where(t.c.id == token_id).values(last_used_at=at, last_used_ip=ip))
 
         self._writer.submit(write)

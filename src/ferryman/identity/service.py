@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ class IdentityService:
     def __init__(self, *, repo: IdentityRepository, clock: Clock) -> None:
         self._repo, self._clock = repo, clock
         self._cache: dict[str, tuple[float, Principal]] = {}
+        self._inflight: dict[str, asyncio.Future[Principal | None]] = {}
 
     async def authenticate(self, secret: str | None, *, ip: str | None = None) -> Principal:
         """The principal of a valid, unexpired, unrevoked API token; raises Unauthenticated otherwise."""
@@ -55,7 +57,13 @@ class IdentityService:
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
             return cached[1]
-        principal = await self._repo.find_principal(digest, self._clock.now())
+        # one lookup per token at a time: a burst of requests with a cold cache shares it
+        inflight = self._inflight.get(digest)
+        if inflight is None:
+            inflight = self._inflight[digest] = asyncio.ensure_future(
+                self._repo.find_principal(digest, self._clock.now()))
+            inflight.add_done_callback(lambda _: self._inflight.pop(digest, None))
+        principal = await asyncio.shield(inflight)
         if principal is None:
             self._cache.pop(digest, None)
             raise Unauthenticated("invalid, expired or revoked API token")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, insert, select, update
+from sqlalchemy import Row, and_, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ferryman.jobs.models import Job, JobFailure, JobPage, JobState, Timings
 from ferryman.privacy import PayloadCipher
@@ -19,12 +21,27 @@ from ferryman.types import JobId, OrgId, Priority, Region, Task, new_id
 
 t = tables.jobs
 
+_INSERT_JOB = insert(t)
+_FINISH_COLUMNS = ("state", "finished_at", "usage", "error_code", "error_message", "wait_ms", "worker_rtt_ms",
+                   "work_ms", "attempts", "fence", "worker_id", "dispatched_at", "started_at", "crashed_workers",
+                   "result")
+# built once: a statement object per call would be re-keyed for SQLAlchemy's cache on every job
+_FINISH_JOB = update(t).where(t.c.id == bindparam("job_id")).values({c: bindparam(c) for c in _FINISH_COLUMNS})
+
+_DISPATCH_JOB = update(t).where(t.c.id == bindparam("job_id")).values(
+    state=JobState.DISPATCHED.value, fence=bindparam("fence"), attempts=bindparam("attempts"),
+    worker_id=bindparam("worker_id"), dispatched_at=bindparam("dispatched_at"))
+
 _BLOB_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$")
 _SUMMARY_COLUMNS = [c for c in t.c if c.name not in ("payload", "result")]
 
 
 class DuplicateIdempotencyKey(Exception):
     """Another job of the org already holds this idempotency key."""
+
+
+async def await_write(written: asyncio.Future[Any]) -> Any:
+    return await written
 
 
 def _dumps(value: Any) -> str:
@@ -65,6 +82,14 @@ class JobRepository:
 
     async def insert(self, job: Job, payload: dict[str, Any]) -> None:
         """Durably store a new queued job; raises DuplicateIdempotencyKey if the key is taken."""
+        try:
+            await await_write(await self.submit_insert(job, payload))
+        except IntegrityError as exc:
+            raise DuplicateIdempotencyKey(job.idempotency_key or "") from exc
+
+    async def submit_insert(self, job: Job, payload: dict[str, Any]) -> asyncio.Future[Any]:
+        """Queue the insert of a new job and return its pending commit. Writes queued after this one (its
+        dispatch, its result) commit after it: the writer keeps their order."""
         sealed = await self._cipher.encrypt(job.org_id, _dumps(payload).encode(), aad=f"{job.id}:payload")
         values = dict(
             id=job.id, org_id=job.org_id, task=job.task.value, model=job.model, priority=job.priority.value,
@@ -73,13 +98,10 @@ class JobRepository:
             crashed_workers="[]", created_at=job.created_at, deadline_at=job.deadline_at,
         )
 
-        async def write(conn: AsyncConnection) -> None:
-            await conn.execute(insert(t).values(**values))
+        def write(conn: Connection) -> None:
+            conn.execute(_INSERT_JOB, values)
 
-        try:
-            await self._writer.write(write)
-        except IntegrityError as exc:
-            raise DuplicateIdempotencyKey(job.idempotency_key or "") from exc
+        return self._writer.submit(write)
 
     async def get(self, org_id: OrgId, job_id: JobId) -> Job | None:
         async with self._engine.connect() as conn:
@@ -132,25 +154,39 @@ class JobRepository:
         if "crashed_workers" in values:
             values["crashed_workers"] = _dumps(list(values["crashed_workers"]))
 
-        async def write(conn: AsyncConnection) -> None:
-            await conn.execute(update(t).where(t.c.id == job_id).values(**values))
+        def write(conn: Connection) -> None:
+            conn.execute(update(t).where(t.c.id == job_id).values(**values))
 
         return self._writer.submit(write)
 
-    async def finish(
-        self, job: Job, *, result: dict[str, Any] | None, extra: dict[str, Any] | None = None,
-    ) -> None:
+    def record_dispatch(self, job_id: JobId, *, fence: int, attempts: int, worker_id: str,
+                        dispatched_at: float | None) -> asyncio.Future[Any]:
+        params = dict(job_id=job_id, fence=fence, attempts=attempts, worker_id=worker_id,
+                      dispatched_at=dispatched_at)
+
+        def write(conn: Connection) -> None:
+            conn.execute(_DISPATCH_JOB, params)
+
+        return self._writer.submit(write)
+
+    async def finish(self, job: Job, *, result: dict[str, Any] | None) -> None:
         """Durably record a terminal state with its sealed result; the caller acknowledges only after this."""
-        values: dict[str, Any] = dict(
-            state=job.state.value, finished_at=job.finished_at, usage=_dumps(job.usage) if job.usage else None,
-            error_code=job.error.code if job.error else None, error_message=job.error.message if job.error else None,
-            wait_ms=job.timings.wait_ms, worker_rtt_ms=job.timings.worker_rtt_ms, work_ms=job.timings.work_ms,
-            attempts=job.attempts, fence=job.fence,
-        )
+        sealed = None
         if result is not None:
-            values["result"] = await self._cipher.encrypt(job.org_id, _dumps(result).encode(), aad=f"{job.id}:result")
-        values.update(extra or {})
-        await self.update(job.id, **values)
+            sealed = await self._cipher.encrypt(job.org_id, _dumps(result).encode(), aad=f"{job.id}:result")
+        params = dict(
+            job_id=job.id, state=job.state.value, finished_at=job.finished_at,
+            usage=_dumps(job.usage) if job.usage else None, error_code=job.error.code if job.error else None,
+            error_message=job.error.message if job.error else None, wait_ms=job.timings.wait_ms,
+            worker_rtt_ms=job.timings.worker_rtt_ms, work_ms=job.timings.work_ms, attempts=job.attempts,
+            fence=job.fence, worker_id=job.worker_id, dispatched_at=job.dispatched_at, started_at=job.started_at,
+            crashed_workers=_dumps(list(job.crashed_workers)), result=sealed,
+        )
+
+        def write(conn: Connection) -> None:
+            conn.execute(_FINISH_JOB, params)
+
+        await self._writer.write(write)
 
     async def store_blob(self, org_id: OrgId, job_id: JobId, name: str, content_type: str, data: bytes) -> None:
         """Seal a job's media output into the region blob directory and index it; replaces one of the same name."""
@@ -160,9 +196,9 @@ class JobRepository:
         await self._blobs.put(org_id, f"{job_id}.{name}", sealed)
         b = tables.blobs
 
-        async def write(conn: AsyncConnection) -> None:
-            await conn.execute(delete(b).where(and_(b.c.job_id == job_id, b.c.name == name)))
-            await conn.execute(insert(b).values(
+        def write(conn: Connection) -> None:
+            conn.execute(delete(b).where(and_(b.c.job_id == job_id, b.c.name == name)))
+            conn.execute(insert(b).values(
                 id=new_id("blob"), org_id=org_id, job_id=job_id, name=name, content_type=content_type,
                 size_bytes=len(data), created_at=time.time()))
 
@@ -184,12 +220,22 @@ class JobRepository:
     async def upsert_models(self, offers: Sequence[tuple[str, list[str]]], at: float) -> None:
         m = tables.models
 
-        async def write(conn: AsyncConnection) -> None:
+        def write(conn: Connection) -> None:
             for name, tasks in offers:
-                await conn.execute(delete(m).where(m.c.name == name))
-                await conn.execute(insert(m).values(name=name, tasks=_dumps(tasks), last_seen_at=at))
+                conn.execute(delete(m).where(m.c.name == name))
+                conn.execute(insert(m).values(name=name, tasks=_dumps(tasks), last_seen_at=at))
 
         await self._writer.write(write)
+
+    async def start_epoch(self, at: float) -> int:
+        """Record a queue node start; its number prefixes every fence the node hands out (see ADR 0002)."""
+
+        def write(conn: Connection) -> int:
+            result = conn.execute(insert(tables.node_starts).values(started_at=at))
+            epoch: int = result.inserted_primary_key[0]  # type: ignore[index]
+            return epoch
+
+        return await self._writer.write(write)
 
     async def find_models(self) -> list[tuple[str, list[str]]]:
         m = tables.models

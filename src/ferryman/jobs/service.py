@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -45,6 +47,7 @@ class JobService:
     ) -> None:
         self._repos, self._nodes, self._events = repos, nodes, events
         self._clock, self._settings = clock, settings
+        self._pending: set[asyncio.Future[Any]] = set()
 
     def model_info(self, region: Region, model: str) -> ModelInfo | None:
         return self._nodes[region].model_info(model)
@@ -52,9 +55,12 @@ class JobService:
     def models(self) -> dict[Region, QueueClient]:
         return dict(self._nodes)
 
-    async def submit(self, spec: JobSpec) -> tuple[Job, bool]:
+    async def submit(self, spec: JobSpec, *, acknowledge: bool = True) -> tuple[Job, bool]:
         """Store and queue a job; returns (job, created). Idempotent per (org, Idempotency-Key).
 
+        With `acknowledge` (the caller answers before the job ends) the job is committed before this returns.
+        Without it (a sync request, answered only with the outcome) the job is queued while its insert commits,
+        and its outcome's write commits after the insert: either way nothing is acknowledged unwritten.
         Raises NotFound (model unknown in the region), InvalidRequest (task not served, bad webhook),
         Conflict (key reused with another body) and BacklogFull.
         """
@@ -82,6 +88,11 @@ class JobService:
             deadline_at=now + deadline, idempotency_key=spec.idempotency_key, request_digest=spec.request_digest,
             webhook_url=spec.webhook_url,
         )
+        if not acknowledge and not spec.idempotency_key:
+            written = await repo.submit_insert(job, spec.payload)
+            node.enqueue(job, spec.payload, spec.weight)
+            written.add_done_callback(lambda f: self._check_insert(f, job))
+            return job, True
         try:
             await repo.insert(job, spec.payload)
         except DuplicateIdempotencyKey:
@@ -90,6 +101,13 @@ class JobService:
             raise
         node.enqueue(job, spec.payload, spec.weight)
         return job, True
+
+    def _check_insert(self, written: asyncio.Future[Any], job: Job) -> None:
+        if not written.cancelled() and written.exception() is not None:
+            log.error("job.insert_failed", job_id=job.id, error=type(written.exception()).__name__)
+            task = asyncio.ensure_future(self._nodes[job.region].cancel(job.id))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
 
     async def _replay(self, repo: JobRepository, spec: JobSpec) -> Job | None:
         assert spec.idempotency_key is not None
@@ -129,8 +147,10 @@ class JobService:
             if cursor_region is None:
                 raise InvalidRequest("cursor is not a job id from a previous page")
             region = cursor_region
-        return await self._repos[region].find_page(
+        page = await self._repos[region].find_page(
             org_id, cursor=cursor, limit=limit, state=state, task=task, model=model)
+        node = self._nodes[region]
+        return JobPage([node.live_job(j.id) or j for j in page.jobs], page.next_cursor)
 
     async def cancel(self, org_id: OrgId, job_id: str) -> Job:
         """Cancel a queued or running job (the worker is told to stop). Conflict if it already ended."""

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ferryman.store import StoreWriter, tables
 
@@ -71,14 +72,14 @@ class PayloadCipher:
         self._keys[org_id] = key
         return key
 
-    async def _create_key(self, conn: AsyncConnection, org_id: str) -> bytes:
-        row = (await conn.execute(select(tables.org_keys.c.wrapped_key).where(
+    def _create_key(self, conn: Connection, org_id: str) -> bytes:
+        row = (conn.execute(select(tables.org_keys.c.wrapped_key).where(
             tables.org_keys.c.org_id == org_id))).first()
         aad = f"{self._region}:{org_id}".encode()
         if row is not None:
             return _open(self._master, row.wrapped_key, aad)
         key = AESGCM.generate_key(bit_length=256)
-        await conn.execute(insert(tables.org_keys).values(
+        conn.execute(insert(tables.org_keys).values(
             org_id=org_id, wrapped_key=_seal(self._master, key, aad), created_at=time.time()))
         return key
 

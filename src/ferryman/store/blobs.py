@@ -25,7 +25,7 @@ class LocalBlobStore:
         return self._root
 
     def _path(self, org_id: str, key: str) -> Path:
-        if not _SAFE.match(org_id) or not _SAFE.match(key) or key.startswith("."):
+        if not _SAFE.match(org_id) or not _SAFE.match(key) or key.startswith(".") or org_id.startswith("."):
             raise ValueError(f"unsafe blob key {key!r}")
         return self._root / org_id / key
 

@@ -137,6 +137,13 @@ blobs = Table(
     UniqueConstraint("job_id", "name", name="uq_blobs_job_name"),
 )
 
+node_starts = Table(
+    "node_starts",
+    region_metadata,
+    Column("epoch", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", Float, nullable=False),
+)
+
 models = Table(
     "models",
     region_metadata,

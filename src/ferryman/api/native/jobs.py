@@ -66,7 +66,7 @@ async def create_job(
         idempotency_key=idempotency_key, request_digest=hashlib.sha256(raw).hexdigest() if idempotency_key else None,
         webhook_url=body.webhook_url, deadline_seconds=body.deadline_seconds, weight=principal.weight,
     )
-    job, created = await jobs.submit(spec)
+    job, created = await jobs.submit(spec, acknowledge=not body.wait)
     if body.stream:
         return _stream(jobs, job, await jobs.follow(principal.org_id, job.id), created)
     if body.wait and not job.state.is_terminal:

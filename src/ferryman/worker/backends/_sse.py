@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 DONE = "[DONE]"
 
 
-async def iter_sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+async def iter_sse_data(lines: AsyncIterator[str]) -> AsyncGenerator[str, None]:
     """Yield the data of each event, its `data:` lines joined by newlines, including the final `[DONE]`.
 
     Comments and the `event:`, `id:` and `retry:` fields are skipped: no OpenAI-compatible server puts
