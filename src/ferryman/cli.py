@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from ferryman.autoscale import simulate_app
 from ferryman.config import Settings
 from ferryman.logs import configure_logging
 
@@ -25,6 +26,7 @@ app = typer.Typer(help="Ferryman: one API in front of a fleet of GPU workers.", 
                   pretty_exceptions_enable=False)
 orgs_app = typer.Typer(help="Manage organizations (operator commands; they act on the data dir directly).")
 app.add_typer(orgs_app, name="orgs")
+app.add_typer(simulate_app)
 console = Console(stderr=True)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default ./.ferryman or $FERRYMAN_HOME).")]

@@ -94,6 +94,12 @@ def test_decide_caps_the_fleet_at_the_spend_cap() -> None:
     assert (decision.desired_workers, decision.scale_up) == (2, 1)
 
 
+def test_decide_applies_the_spend_cap_even_during_the_cooldown() -> None:
+    policy = settled(FerrymanPolicy(PolicyConfig(spend_cap_usd_per_hour=3.0)), workers=warm_fleet(4))
+    decision = policy.decide(signals(rate_per_s=5.0, workers=warm_fleet(4)))
+    assert (decision.desired_workers, decision.drain) == (2, ("w0", "w1"))
+
+
 def test_decide_scales_a_batch_only_model_to_zero_when_idle() -> None:
     fleet = (worker(0, idle_since_s=0.0),)
     policy = settled(FerrymanPolicy(PolicyConfig(cooldown_s=0.0)), priority=Priority.BATCH, workers=fleet)

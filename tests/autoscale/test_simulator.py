@@ -84,6 +84,12 @@ def test_simulate_trace_reports_progress_fractions() -> None:
     assert seen and seen == sorted(seen) and 0.0 <= seen[0] and seen[-1] <= 1.0
 
 
+def test_simulate_trace_of_no_jobs_bills_nothing() -> None:
+    empty = trace_from_arrays("empty", [], [], [])
+    result = simulate_trace(empty, FerrymanPolicy(), SERVICE)
+    assert (result.jobs, result.gpu_hours, result.waits.slo_attainment) == (0, 0.0, 1.0)
+
+
 class NamesAGhost:
     name = "ghost"
 

@@ -1,8 +1,8 @@
 """A region queue node wired to real stores, with fake workers that record the frames the node sends them.
 
 Built from the same public pieces as `ferryman.container` (SQLite store, writer, cipher, repository, node, job
-service), but it keeps hold of the writer so a test can wait for every queued write to commit (`settle`), and it
-records each job the node finishes.
+service), but it keeps hold of the writer so a test can wait for every queued write to commit (`settle`),
+and it records each job the node finishes.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ OTHER_MODEL = "m2"
 ORG = OrgId("org_a")
 DEADLINES = {"interactive": 600.0, "async": 3600.0, "batch": 86400.0}
 # the ticker never fires by itself: tests call `node.tick()` after moving the FakeClock
-QUIET_NODE = dispatch.NodeSettings(lease_seconds=30.0, tick_seconds=3600.0, poison_threshold=3, max_attempts=5)
+QUIET_NODE = dispatch.NodeSettings(
+    lease_seconds=30.0, tick_seconds=3600.0, poison_threshold=3, max_attempts=5
+)
 
 
 @dataclass
@@ -61,7 +63,6 @@ class FakeWorker:
         return found[-1]
 
 
-
 @dataclass
 class NodeHarness:
     clock: FakeClock
@@ -74,11 +75,19 @@ class NodeHarness:
     finished: list[jobs.Job]
 
     def attach(
-        self, worker_id: str, *, models: tuple[str, ...] = (MODEL,), slots: int = 1,
+        self,
+        worker_id: str,
+        *,
+        models: tuple[str, ...] = (MODEL,),
+        slots: int = 1,
         tasks: tuple[Task, ...] = (Task.CHAT,),
     ) -> FakeWorker:
-        register = p.Register(worker_id=worker_id, region="us", slots=slots,
-                              models=tuple(p.ModelOffer(name, tasks) for name in models))
+        register = p.Register(
+            worker_id=worker_id,
+            region="us",
+            slots=slots,
+            models=tuple(p.ModelOffer(name, tasks) for name in models),
+        )
         frames: list[str] = []
         closes: list[None] = []
         conn = self.node.attach(register, send=frames.append, close=lambda: closes.append(None))
@@ -89,19 +98,33 @@ class NodeHarness:
         self.node.handle(worker.conn, p.decode_worker_message(p.encode(message)))
 
     async def submit(
-        self, *, org: OrgId = ORG, model: str = MODEL, task: Task = Task.CHAT,
-        priority: Priority = Priority.INTERACTIVE, deadline_seconds: float | None = None,
-        payload: dict[str, Any] | None = None, weight: float = 1.0,
+        self,
+        *,
+        org: OrgId = ORG,
+        model: str = MODEL,
+        task: Task = Task.CHAT,
+        priority: Priority = Priority.INTERACTIVE,
+        deadline_seconds: float | None = None,
+        payload: dict[str, Any] | None = None,
+        weight: float = 1.0,
     ) -> jobs.Job:
-        job, created = await self.service.submit(jobs.JobSpec(
-            org_id=org, region=Region.US, task=task, model=model, priority=priority,
-            payload=payload if payload is not None else {"prompt": "hi"}, deadline_seconds=deadline_seconds,
-            weight=weight))
+        job, created = await self.service.submit(
+            jobs.JobSpec(
+                org_id=org,
+                region=Region.US,
+                task=task,
+                model=model,
+                priority=priority,
+                payload=payload if payload is not None else {"prompt": "hi"},
+                deadline_seconds=deadline_seconds,
+                weight=weight,
+            )
+        )
         assert created
         return job
 
     async def settle(self, rounds: int = 4) -> None:
-        """Let the node's background work finish: each round waits for every write queued before it to commit."""
+        """Let the node's background work finish: each round waits for the writes queued before it."""
         for _ in range(rounds):
             await self.writer.write(_nothing)
             await asyncio.sleep(0)
@@ -116,10 +139,13 @@ def _nothing(conn: Connection) -> None:
 
 @contextlib.asynccontextmanager
 async def open_harness(
-    data_dir: Path, *, clock: FakeClock | None = None, settings: dispatch.NodeSettings = QUIET_NODE,
+    data_dir: Path,
+    *,
+    clock: FakeClock | None = None,
+    settings: dispatch.NodeSettings = QUIET_NODE,
     models: tuple[tuple[str, tuple[Task, ...]], ...] = ((MODEL, (Task.CHAT,)), (OTHER_MODEL, (Task.CHAT,))),
 ) -> AsyncIterator[NodeHarness]:
-    """A US queue node on a SQLite store in `data_dir` that already knows `models` (as after earlier workers)."""
+    """A US queue node on a SQLite store in `data_dir` that knows `models` already (from earlier workers)."""
     clock = clock or FakeClock()
     engine = store.create_engine(f"sqlite+aiosqlite:///{data_dir / 'region.db'}")
     try:
@@ -128,22 +154,49 @@ async def open_harness(
         writer.start()
         try:
             cipher = privacy.PayloadCipher(region="us", master_key=bytes(32), engine=engine, writer=writer)
-            repo = jobs.JobRepository(region=Region.US, engine=engine, writer=writer, cipher=cipher,
-                                      blobs=store.LocalBlobStore(data_dir / "blobs"))
-            await repo.upsert_models([(name, [t.value for t in tasks]) for name, tasks in models], clock.now())
+            repo = jobs.JobRepository(
+                region=Region.US,
+                engine=engine,
+                writer=writer,
+                cipher=cipher,
+                blobs=store.LocalBlobStore(data_dir / "blobs"),
+            )
+            await repo.upsert_models(
+                [(name, [t.value for t in tasks]) for name, tasks in models], clock.now()
+            )
             registry = CollectorRegistry()
             events = jobs.JobEvents()
             finished: list[jobs.Job] = []
-            node = dispatch.QueueNode(Region.US, repo=repo, events=events, clock=clock, settings=settings,
-                                      metrics=dispatch.NodeMetrics(registry), on_finished=finished.append)
+            node = dispatch.QueueNode(
+                Region.US,
+                repo=repo,
+                events=events,
+                clock=clock,
+                settings=settings,
+                metrics=dispatch.NodeMetrics(registry),
+                on_finished=finished.append,
+            )
             await node.start()
             try:
                 service = jobs.JobService(
-                    repos={Region.US: repo}, nodes={Region.US: node}, events=events, clock=clock,
-                    settings=jobs.JobSettings(default_deadline_seconds=DEADLINES, max_wait_seconds=5.0,
-                                              allow_private_webhooks=True))
-                yield NodeHarness(clock=clock, writer=writer, repo=repo, events=events, node=node,
-                                  service=service, registry=registry, finished=finished)
+                    repos={Region.US: repo},
+                    nodes={Region.US: node},
+                    events=events,
+                    clock=clock,
+                    settings=jobs.JobSettings(
+                        default_deadline_seconds=DEADLINES, max_wait_seconds=5.0, allow_private_webhooks=True
+                    ),
+                )
+                yield NodeHarness(
+                    clock=clock,
+                    writer=writer,
+                    repo=repo,
+                    events=events,
+                    node=node,
+                    service=service,
+                    registry=registry,
+                    finished=finished,
+                )
             finally:
                 await node.stop()
         finally:

@@ -12,10 +12,20 @@ _ids = itertools.count(1)
 
 
 def queued(org: str, *, priority: Priority = Priority.INTERACTIVE, weight: float = 1.0) -> LiveJob:
-    job = Job(id=JobId(f"job_us_{org}_{next(_ids):04d}"), org_id=OrgId(org), region=Region.US, task=Task.CHAT,
-              model="m", priority=priority, state=JobState.QUEUED, created_at=0.0, deadline_at=600.0)
-    return LiveJob(job=job, payload={}, state=JobState.QUEUED, deadline_mono=600.0, enqueued_mono=0.0,
-                   weight=weight)
+    job = Job(
+        id=JobId(f"job_us_{org}_{next(_ids):04d}"),
+        org_id=OrgId(org),
+        region=Region.US,
+        task=Task.CHAT,
+        model="m",
+        priority=priority,
+        state=JobState.QUEUED,
+        created_at=0.0,
+        deadline_at=600.0,
+    )
+    return LiveJob(
+        job=job, payload={}, state=JobState.QUEUED, deadline_mono=600.0, enqueued_mono=0.0, weight=weight
+    )
 
 
 def pop_orgs(queue: FairQueue, count: int) -> list[str]:
@@ -167,8 +177,11 @@ def test_fair_queue_position_stays_below_queue_length_when_orgs_interleave() -> 
 
 def test_model_queues_serve_interactive_before_async_before_batch() -> None:
     queues = ModelQueues()
-    batch, background, interactive = (queued("a", priority=Priority.BATCH), queued("a", priority=Priority.ASYNC),
-                                      queued("a", priority=Priority.INTERACTIVE))
+    batch, background, interactive = (
+        queued("a", priority=Priority.BATCH),
+        queued("a", priority=Priority.ASYNC),
+        queued("a", priority=Priority.INTERACTIVE),
+    )
     for job in (batch, background, interactive):
         queues.push(job)
 

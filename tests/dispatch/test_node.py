@@ -20,8 +20,15 @@ STALE = "this job is no longer yours; drop it"
 
 
 def job_frame(job: Job, *, fence: int, attempt: int = 1) -> p.JobDispatch:
-    return p.JobDispatch(job_id=job.id, attempt=attempt, fence=fence, lease_seconds=30.0, task="chat", model=MODEL,
-                         payload={"prompt": "hi"})
+    return p.JobDispatch(
+        job_id=job.id,
+        attempt=attempt,
+        fence=fence,
+        lease_seconds=30.0,
+        task="chat",
+        model=MODEL,
+        payload={"prompt": "hi"},
+    )
 
 
 def outcomes(h: NodeHarness) -> list[tuple[str, JobState, JobFailure | None]]:
@@ -55,7 +62,9 @@ async def test_dispatch_sends_job_to_least_loaded_worker_serving_its_model(harne
 
     assert (busy.after_registered(), idle.after_registered(), other.after_registered()) == (
         [job_frame(first, fence=busy.dispatch_of(first.id).fence)],
-        [job_frame(second, fence=idle.dispatch_of(second.id).fence)], [])
+        [job_frame(second, fence=idle.dispatch_of(second.id).fence)],
+        [],
+    )
 
 
 async def test_attach_dispatches_queued_job_to_new_worker(harness: NodeHarness) -> None:
@@ -64,8 +73,10 @@ async def test_attach_dispatches_queued_job_to_new_worker(harness: NodeHarness) 
     worker = harness.attach("w1")
     await harness.settle()
 
-    assert worker.messages() == [p.Registered(worker_id="w1", lease_seconds=30.0),
-                                 job_frame(job, fence=worker.dispatch_of(job.id).fence)]
+    assert worker.messages() == [
+        p.Registered(worker_id="w1", lease_seconds=30.0),
+        job_frame(job, fence=worker.dispatch_of(job.id).fence),
+    ]
 
 
 async def test_queue_info_reports_no_worker_for_model_when_none_serves_it(harness: NodeHarness) -> None:
@@ -153,15 +164,29 @@ async def test_job_result_with_current_fence_stores_succeeded_job_with_result(ha
     harness.send(worker, p.JobAccepted(job_id=job.id, fence=fence))
     harness.clock.advance(1)
 
-    harness.send(worker, p.JobResult(job_id=job.id, fence=fence, output={"text": "hello"}, usage={"tokens": 3},
-                                     work_ms=5.0))
+    harness.send(
+        worker,
+        p.JobResult(job_id=job.id, fence=fence, output={"text": "hello"}, usage={"tokens": 3}, work_ms=5.0),
+    )
     await harness.settle()
 
     expected = dataclasses.replace(
-        job, state=JobState.SUCCEEDED, attempts=1, fence=fence, worker_id="w1", result={"text": "hello"},
-        usage={"tokens": 3}, dispatched_at=T0, started_at=T0 + 1, finished_at=T0 + 2,
-        timings=Timings(wait_ms=0.0, worker_rtt_ms=1995.0, work_ms=5.0))
-    assert (await stored(harness, job), await harness.service.get(ORG, job.id)) == (expected, (expected, None))
+        job,
+        state=JobState.SUCCEEDED,
+        attempts=1,
+        fence=fence,
+        worker_id="w1",
+        result={"text": "hello"},
+        usage={"tokens": 3},
+        dispatched_at=T0,
+        started_at=T0 + 1,
+        finished_at=T0 + 2,
+        timings=Timings(wait_ms=0.0, worker_rtt_ms=1995.0, work_ms=5.0),
+    )
+    assert (await stored(harness, job), await harness.service.get(ORG, job.id)) == (
+        expected,
+        (expected, None),
+    )
 
 
 async def test_job_result_is_refused_as_stale_when_job_already_succeeded(harness: NodeHarness) -> None:
@@ -176,8 +201,10 @@ async def test_job_result_is_refused_as_stale_when_job_already_succeeded(harness
     await harness.settle()
 
     assert (outcomes(harness), worker.after_registered()[-1], (await stored(harness, job)).result) == (
-        [(job.id, JobState.SUCCEEDED, None)], p.ErrorMessage(code="stale_fence", message=STALE, job_id=job.id),
-        {"text": "first"})
+        [(job.id, JobState.SUCCEEDED, None)],
+        p.ErrorMessage(code="stale_fence", message=STALE, job_id=job.id),
+        {"text": "first"},
+    )
 
 
 async def test_job_result_is_refused_when_sent_by_worker_not_holding_job(harness: NodeHarness) -> None:
@@ -190,7 +217,10 @@ async def test_job_result_is_refused_when_sent_by_worker_not_holding_job(harness
     await harness.settle()
 
     assert (outcomes(harness), intruder.after_registered(), len(holder.dispatches())) == (
-        [], [p.ErrorMessage(code="stale_fence", message=STALE, job_id=job.id)], 1)
+        [],
+        [p.ErrorMessage(code="stale_fence", message=STALE, job_id=job.id)],
+        1,
+    )
 
 
 async def test_lease_expiry_cancels_on_worker_and_redispatches_with_new_fence(harness: NodeHarness) -> None:
@@ -206,7 +236,8 @@ async def test_lease_expiry_cancels_on_worker_and_redispatches_with_new_fence(ha
 
     assert (lapsed.after_registered(), fresh.after_registered()) == (
         [job_frame(job, fence=fence), p.JobCancel(job_id=job.id, fence=fence, reason="lease_expired")],
-        [job_frame(job, attempt=2, fence=fence + 2)])
+        [job_frame(job, attempt=2, fence=fence + 2)],
+    )
 
 
 async def test_lease_is_renewed_by_progress(harness: NodeHarness) -> None:
@@ -223,7 +254,10 @@ async def test_lease_is_renewed_by_progress(harness: NodeHarness) -> None:
     await harness.settle()
 
     live = harness.node.live_job(JobId(job.id))
-    assert (worker.after_registered(), live and live.state) == ([job_frame(job, fence=fence)], JobState.RUNNING)
+    assert (worker.after_registered(), live and live.state) == (
+        [job_frame(job, fence=fence)],
+        JobState.RUNNING,
+    )
 
 
 async def test_job_result_with_old_fence_is_refused_after_lease_expiry(harness: NodeHarness) -> None:
@@ -242,8 +276,12 @@ async def test_job_result_with_old_fence_is_refused_after_lease_expiry(harness: 
     live = harness.node.live_job(JobId(job.id))
     assert live is not None
     assert (lapsed.after_registered()[-1], outcomes(harness), live.state, live.fence, live.worker_id) == (
-        p.ErrorMessage(code="stale_fence", message=STALE, job_id=job.id), [], JobState.DISPATCHED, fence + 2,
-        fresh.id)
+        p.ErrorMessage(code="stale_fence", message=STALE, job_id=job.id),
+        [],
+        JobState.DISPATCHED,
+        fence + 2,
+        fresh.id,
+    )
 
 
 async def test_job_result_with_new_fence_succeeds_after_lease_expiry(harness: NodeHarness) -> None:
@@ -257,11 +295,15 @@ async def test_job_result_with_new_fence_succeeds_after_lease_expiry(harness: No
     await harness.settle()
     harness.send(lapsed, p.JobResult(job_id=job.id, fence=fence, output={"text": "late"}))
 
-    harness.send(fresh, p.JobResult(job_id=job.id, fence=fresh.dispatch_of(job.id).fence, output={"text": "fresh"}))
+    harness.send(
+        fresh, p.JobResult(job_id=job.id, fence=fresh.dispatch_of(job.id).fence, output={"text": "fresh"})
+    )
     await harness.settle()
 
     assert (outcomes(harness), (await stored(harness, job)).result) == (
-        [(job.id, JobState.SUCCEEDED, None)], {"text": "fresh"})
+        [(job.id, JobState.SUCCEEDED, None)],
+        {"text": "fresh"},
+    )
 
 
 async def test_detach_requeues_held_job_with_new_fence(harness: NodeHarness) -> None:
@@ -274,7 +316,8 @@ async def test_detach_requeues_held_job_with_new_fence(harness: NodeHarness) -> 
     await harness.settle()
 
     assert await stored(harness, job) == dataclasses.replace(
-        job, attempts=1, fence=fence + 1, worker_id=None, crashed_workers=("w1",), dispatched_at=T0)
+        job, attempts=1, fence=fence + 1, worker_id=None, crashed_workers=("w1",), dispatched_at=T0
+    )
 
 
 async def test_detach_redispatches_held_job_to_next_worker_with_new_fence(harness: NodeHarness) -> None:
@@ -300,7 +343,8 @@ async def test_job_fails_as_poison_when_it_crashes_distinct_workers(harness: Nod
     await harness.settle()
 
     assert outcomes(harness) == [
-        (job.id, JobState.FAILED, JobFailure("poison", "job crashed 3 distinct workers; not retried"))]
+        (job.id, JobState.FAILED, JobFailure("poison", "job crashed 3 distinct workers; not retried"))
+    ]
 
 
 async def test_job_is_not_poison_when_the_same_worker_crashes_repeatedly(harness: NodeHarness) -> None:
@@ -322,8 +366,12 @@ async def test_job_fails_when_it_runs_out_of_attempts(harness: NodeHarness) -> N
     for _ in range(5):
         await harness.settle()
         current = worker.dispatches()[-1]
-        harness.send(worker, p.JobError(job_id=job.id, fence=current.fence, code="oom", message="out of memory",
-                                        retryable=True))
+        harness.send(
+            worker,
+            p.JobError(
+                job_id=job.id, fence=current.fence, code="oom", message="out of memory", retryable=True
+            ),
+        )
     await harness.settle()
 
     assert outcomes(harness) == [(job.id, JobState.FAILED, JobFailure("worker_error", "oom: out of memory"))]
@@ -335,11 +383,15 @@ async def test_retryable_job_error_requeues_job_with_new_fence(harness: NodeHarn
     await harness.settle()
     fence = worker.dispatch_of(job.id).fence
 
-    harness.send(worker, p.JobError(job_id=job.id, fence=fence, code="oom", message="out of memory", retryable=True))
+    harness.send(
+        worker, p.JobError(job_id=job.id, fence=fence, code="oom", message="out of memory", retryable=True)
+    )
     await harness.settle()
 
     assert (worker.after_registered(), outcomes(harness)) == (
-        [job_frame(job, fence=fence), job_frame(job, attempt=2, fence=fence + 2)], [])
+        [job_frame(job, fence=fence), job_frame(job, attempt=2, fence=fence + 2)],
+        [],
+    )
 
 
 async def test_retryable_job_error_retries_on_another_worker_when_one_is_free(harness: NodeHarness) -> None:
@@ -349,11 +401,15 @@ async def test_retryable_job_error_retries_on_another_worker_when_one_is_free(ha
     fence = failing.dispatch_of(job.id).fence
     other = harness.attach("other")
 
-    harness.send(failing, p.JobError(job_id=job.id, fence=fence, code="oom", message="out of memory", retryable=True))
+    harness.send(
+        failing, p.JobError(job_id=job.id, fence=fence, code="oom", message="out of memory", retryable=True)
+    )
     await harness.settle()
 
     assert (failing.after_registered(), other.after_registered()) == (
-        [job_frame(job, fence=fence)], [job_frame(job, attempt=2, fence=fence + 2)])
+        [job_frame(job, fence=fence)],
+        [job_frame(job, attempt=2, fence=fence + 2)],
+    )
 
 
 async def test_non_retryable_job_error_fails_job_with_worker_error(harness: NodeHarness) -> None:
@@ -361,12 +417,19 @@ async def test_non_retryable_job_error_fails_job_with_worker_error(harness: Node
     job = await harness.submit()
     await harness.settle()
 
-    harness.send(worker, p.JobError(job_id=job.id, fence=worker.dispatch_of(job.id).fence, code="bad_input",
-                                    message="prompt too long"))
+    harness.send(
+        worker,
+        p.JobError(
+            job_id=job.id, fence=worker.dispatch_of(job.id).fence, code="bad_input", message="prompt too long"
+        ),
+    )
     await harness.settle()
 
     failure = JobFailure("worker_error", "bad_input: prompt too long")
-    assert (outcomes(harness), (await stored(harness, job)).error) == ([(job.id, JobState.FAILED, failure)], failure)
+    assert (outcomes(harness), (await stored(harness, job)).error) == (
+        [(job.id, JobState.FAILED, failure)],
+        failure,
+    )
 
 
 # -- cancel and deadlines
@@ -379,7 +442,11 @@ async def test_cancel_of_queued_job_returns_cancelled_job(harness: NodeHarness) 
 
     # a job never dispatched keeps the fence its node gave it on arrival (the node's epoch base)
     assert dataclasses.replace(cancelled, fence=0) == dataclasses.replace(
-        job, state=JobState.CANCELLED, finished_at=T0, error=JobFailure("cancelled", "cancelled by the client"))
+        job,
+        state=JobState.CANCELLED,
+        finished_at=T0,
+        error=JobFailure("cancelled", "cancelled by the client"),
+    )
 
 
 async def test_cancel_of_queued_job_keeps_it_from_being_dispatched(harness: NodeHarness) -> None:
@@ -403,8 +470,10 @@ async def test_cancel_of_running_job_sends_job_cancel_to_its_worker(harness: Nod
     await harness.settle()
 
     assert (cancelled.state, worker.after_registered(), (await stored(harness, job)).state) == (
-        JobState.CANCELLED, [job_frame(job, fence=fence), p.JobCancel(job_id=job.id, fence=fence, reason="cancelled")],
-        JobState.CANCELLED)
+        JobState.CANCELLED,
+        [job_frame(job, fence=fence), p.JobCancel(job_id=job.id, fence=fence, reason="cancelled")],
+        JobState.CANCELLED,
+    )
 
 
 async def test_deadline_expires_job_still_queued(harness: NodeHarness) -> None:
@@ -415,8 +484,11 @@ async def test_deadline_expires_job_still_queued(harness: NodeHarness) -> None:
     await harness.settle()
 
     assert dataclasses.replace(await stored(harness, job), fence=0) == dataclasses.replace(
-        job, state=JobState.EXPIRED, finished_at=T0 + 11,
-        error=JobFailure("expired", "no worker started the job before its deadline"))
+        job,
+        state=JobState.EXPIRED,
+        finished_at=T0 + 11,
+        error=JobFailure("expired", "no worker started the job before its deadline"),
+    )
 
 
 async def test_deadline_fails_running_job_with_timeout(harness: NodeHarness) -> None:
@@ -432,7 +504,8 @@ async def test_deadline_fails_running_job_with_timeout(harness: NodeHarness) -> 
 
     assert (outcomes(harness), worker.after_registered()) == (
         [(job.id, JobState.FAILED, JobFailure("timeout", "the job ran past its deadline"))],
-        [job_frame(job, fence=fence), p.JobCancel(job_id=job.id, fence=fence, reason="timeout")])
+        [job_frame(job, fence=fence), p.JobCancel(job_id=job.id, fence=fence, reason="timeout")],
+    )
 
 
 async def test_deadline_leaves_job_alone_before_it_passes(harness: NodeHarness) -> None:

@@ -1,5 +1,6 @@
 """A Hypothesis state machine over the queue node: workers come and go, send results with current and stale
-fences, time passes; whatever the order, no job completes twice and no worker is handed more than it has slots.
+fences, time passes; whatever the order, no job completes twice and no worker is handed more jobs than it
+has slots.
 
 The node lives on an event loop this machine owns; every rule runs inside it, and the `settle` rule lets the
 background writes and finishes complete. Invariants hold whether or not the node has settled.
@@ -53,7 +54,9 @@ class NodeMachine(RuleBasedStateMachine):
         self.dir = Path(tempfile.mkdtemp(prefix="ferryman-machine-"))
         node_settings = replace(QUIET_NODE, lease_seconds=30.0, poison_threshold=3, max_attempts=5)
         self.exit = contextlib.AsyncExitStack()
-        self.h: NodeHarness = self.run(self.exit.enter_async_context(open_harness(self.dir, settings=node_settings)))
+        self.h: NodeHarness = self.run(
+            self.exit.enter_async_context(open_harness(self.dir, settings=node_settings))
+        )
         self.workers: dict[str, SimWorker] = {}
         self.jobs: list[str] = []
         self.fences: dict[str, int] = {}  # the highest fence each job was dispatched with
@@ -73,12 +76,13 @@ class NodeMachine(RuleBasedStateMachine):
 
         return self.loop.run_until_complete(call())
 
-    def act(self, action: Callable[[], T]) -> T:
-        """Run a synchronous node call inside the loop, then give the loop one turn."""
+    def act(self, action: Callable[[], T], *, turn: bool = True) -> T:
+        """Run a synchronous node call inside the loop, then (with `turn`) give the loop one turn."""
 
         async def call() -> T:
             result = action()
-            await asyncio.sleep(0)
+            if turn:
+                await asyncio.sleep(0)
             return result
 
         result = self.loop.run_until_complete(call())
@@ -88,7 +92,7 @@ class NodeMachine(RuleBasedStateMachine):
     def read_frames(self) -> None:
         """Each worker reads what the node sent it, as the worker agent does."""
         for worker in self.workers.values():
-            for frame in worker.fake.frames[worker.seen:]:
+            for frame in worker.fake.frames[worker.seen :]:
                 message = p.decode_node_message(frame)
                 if isinstance(message, p.JobDispatch):
                     assert message.fence > self.fences.get(message.job_id, -1), "fences only grow"
@@ -125,8 +129,11 @@ class NodeMachine(RuleBasedStateMachine):
         for _ in range(jobs):
             self.submit(Priority.INTERACTIVE, "org_a", None)
 
-    @rule(priority=st.sampled_from(Priority), org=st.sampled_from(["org_a", "org_b"]),
-          deadline=st.sampled_from([None, 45.0, 120.0]))
+    @rule(
+        priority=st.sampled_from(Priority),
+        org=st.sampled_from(["org_a", "org_b"]),
+        deadline=st.sampled_from([None, 45.0, 120.0]),
+    )
     def submit(self, priority: Priority, org: str, deadline: float | None) -> None:
         job = self.run(self.h.submit(org=OrgId(org), priority=priority, deadline_seconds=deadline))
         self.jobs.append(job.id)
@@ -176,27 +183,44 @@ class NodeMachine(RuleBasedStateMachine):
     def result_with_current_fence(self, index: int) -> None:
         worker, job_id, fence = self.pick_held(index)
         del worker.held[job_id]
-        self.act(lambda: self.h.send(worker.fake, p.JobResult(job_id=job_id, fence=fence,
-                                                               output={"worker": worker.id, "fence": fence})))
+        self.act(
+            lambda: self.h.send(
+                worker.fake,
+                p.JobResult(job_id=job_id, fence=fence, output={"worker": worker.id, "fence": fence}),
+            )
+        )
 
     @precondition(has_held_job)
     @rule(index=INDEX, retryable=st.booleans())
     def error(self, index: int, retryable: bool) -> None:
         worker, job_id, fence = self.pick_held(index)
         del worker.held[job_id]
-        self.act(lambda: self.h.send(worker.fake, p.JobError(job_id=job_id, fence=fence, code="boom",
-                                                              message="it broke", retryable=retryable)))
+        self.act(
+            lambda: self.h.send(
+                worker.fake,
+                p.JobError(job_id=job_id, fence=fence, code="boom", message="it broke", retryable=retryable),
+            )
+        )
 
     @precondition(lambda self: bool(self.workers) and bool(self.fences))
-    @rule(worker_index=INDEX, job_index=INDEX, back=st.integers(min_value=0, max_value=3),
-          kind=st.sampled_from(["result", "error", "accepted"]))
+    @rule(
+        worker_index=INDEX,
+        job_index=INDEX,
+        back=st.integers(min_value=0, max_value=3),
+        kind=st.sampled_from(["result", "error", "accepted"]),
+    )
     def message_with_stale_fence(self, worker_index: int, job_index: int, back: int, kind: str) -> None:
         """A frame under a fence the job no longer has (or a job this worker doesn't hold) changes nothing."""
         worker = self.pick_worker(worker_index)
         job_id = sorted(self.fences)[job_index % len(self.fences)]
         fence = self.fences[job_id] - back
-        if worker.held.get(job_id) == fence:
-            return
+        live = self.h.node.live_job(JobId(job_id))
+        if live is not None and (live.state in HELD_STATES, live.worker_id, live.fence) == (
+            True,
+            worker.id,
+            fence,
+        ):
+            return  # not stale: this worker does hold the job under this fence
         message: p.Message
         if kind == "result":
             message = p.JobResult(job_id=job_id, fence=fence, output={"stale": True})
@@ -204,15 +228,23 @@ class NodeMachine(RuleBasedStateMachine):
             message = p.JobError(job_id=job_id, fence=fence, code="boom", message="late", retryable=False)
         else:
             message = p.JobAccepted(job_id=job_id, fence=fence)
-        before = self.job_view(job_id)
         sent = len(worker.fake.frames)
 
-        self.h.send(worker.fake, message)  # synchronous: nothing else runs in between
+        def send() -> tuple[Any, Any]:  # nothing else runs between the two views
+            before = self.job_view(job_id)
+            self.h.send(worker.fake, message)
+            return before, self.job_view(job_id)
 
-        assert (self.job_view(job_id), [p.decode_node_message(f) for f in worker.fake.frames[sent:]]) == (
-            before, [p.ErrorMessage(code="stale_fence", message="this job is no longer yours; drop it",
-                                    job_id=job_id)])
-        self.read_frames()
+        before, after = self.act(send, turn=False)
+
+        assert (after, [p.decode_node_message(f) for f in worker.fake.frames[sent:]]) == (
+            before,
+            [
+                p.ErrorMessage(
+                    code="stale_fence", message="this job is no longer yours; drop it", job_id=job_id
+                )
+            ],
+        )
 
     @rule(seconds=st.sampled_from([1.0, 10.0, 31.0, 50.0]))
     def advance_and_tick(self, seconds: float) -> None:
@@ -242,8 +274,11 @@ class NodeMachine(RuleBasedStateMachine):
 
     @invariant()
     def job_succeeds_only_with_result_sent_under_its_last_fence(self) -> None:
-        wrong = [(j.id, j.fence, j.result) for j in self.h.finished if j.state is JobState.SUCCEEDED
-                 and j.result != {"worker": j.worker_id, "fence": j.fence}]
+        wrong = [
+            (j.id, j.fence, j.result)
+            for j in self.h.finished
+            if j.state is JobState.SUCCEEDED and j.result != {"worker": j.worker_id, "fence": j.fence}
+        ]
         assert wrong == []
 
     @invariant()
@@ -263,5 +298,6 @@ class NodeMachine(RuleBasedStateMachine):
 
 
 NodeMachine.TestCase.settings = settings(
-    max_examples=25, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    max_examples=25, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 test_queue_node_state_machine = NodeMachine.TestCase

@@ -11,7 +11,7 @@ from ferryman.config import Settings
 from ferryman.container import open_container
 from ferryman.dispatch import QueueNode
 from ferryman.dispatch import protocol as p
-from ferryman.jobs import Job, JobSpec, JobState, JobService
+from ferryman.jobs import Job, JobService, JobSpec, JobState
 from ferryman.types import OrgId, Priority, Region, Task
 from tests.dispatch.harness import FakeWorker
 
@@ -27,14 +27,23 @@ def settings(data_dir: Path) -> Settings:
 
 def attach(node: QueueNode, worker_id: str, *, slots: int = 1) -> FakeWorker:
     frames: list[str] = []
-    register = p.Register(worker_id=worker_id, region="us", slots=slots,
-                          models=(p.ModelOffer("m", (Task.CHAT,)),))
+    register = p.Register(
+        worker_id=worker_id, region="us", slots=slots, models=(p.ModelOffer("m", (Task.CHAT,)),)
+    )
     return FakeWorker(conn=node.attach(register, send=frames.append, close=lambda: None), frames=frames)
 
 
 async def submit(service: JobService) -> Job:
-    job, _ = await service.submit(JobSpec(org_id=ORG, region=Region.US, task=Task.CHAT, model="m",
-                                          priority=Priority.INTERACTIVE, payload={"prompt": "hi"}))
+    job, _ = await service.submit(
+        JobSpec(
+            org_id=ORG,
+            region=Region.US,
+            task=Task.CHAT,
+            model="m",
+            priority=Priority.INTERACTIVE,
+            payload={"prompt": "hi"},
+        )
+    )
     return job
 
 
@@ -48,7 +57,9 @@ async def test_restart_puts_queued_job_back_in_queue(tmp_path: Path) -> None:
     async with open_container(settings(tmp_path), clock=clock) as c:
         worker = attach(c.nodes[Region.US], "w1")
 
-        assert [(d.job_id, d.attempt, d.payload) for d in worker.dispatches()] == [(job.id, 1, {"prompt": "hi"})]
+        assert [(d.job_id, d.attempt, d.payload) for d in worker.dispatches()] == [
+            (job.id, 1, {"prompt": "hi"})
+        ]
 
 
 async def test_restart_requeues_running_job_with_new_fence(tmp_path: Path) -> None:
@@ -64,7 +75,11 @@ async def test_restart_requeues_running_job_with_new_fence(tmp_path: Path) -> No
         stored, info = await c.jobs.get(ORG, job.id)
 
         assert (stored.state, stored.attempts, stored.fence > old_fence, info is not None) == (
-            JobState.QUEUED, 1, True, True)
+            JobState.QUEUED,
+            1,
+            True,
+            True,
+        )
 
 
 async def test_restart_redispatches_running_job_with_higher_fence(tmp_path: Path) -> None:
@@ -98,7 +113,9 @@ async def test_restart_refuses_result_with_fence_from_before_restart(tmp_path: P
         node.handle(after.conn, p.JobResult(job_id=job.id, fence=old_fence, output={"text": "from before"}))
 
         assert (after.after_registered()[-1], (await c.jobs.get(ORG, job.id))[0].state) == (
-            p.ErrorMessage(code="stale_fence", message=STALE, job_id=job.id), JobState.DISPATCHED)
+            p.ErrorMessage(code="stale_fence", message=STALE, job_id=job.id),
+            JobState.DISPATCHED,
+        )
 
 
 async def test_restart_keeps_result_of_job_finished_before_it(tmp_path: Path) -> None:
@@ -107,8 +124,10 @@ async def test_restart_keeps_result_of_job_finished_before_it(tmp_path: Path) ->
         node = c.nodes[Region.US]
         worker = attach(node, "w1")
         job = await submit(c.jobs)
-        node.handle(worker.conn, p.JobResult(job_id=job.id, fence=worker.dispatch_of(job.id).fence,
-                                             output={"text": "done"}))
+        node.handle(
+            worker.conn,
+            p.JobResult(job_id=job.id, fence=worker.dispatch_of(job.id).fence, output={"text": "done"}),
+        )
 
     async with open_container(settings(tmp_path), clock=clock) as c:
         stored, info = await c.jobs.get(ORG, job.id)

@@ -23,35 +23,82 @@ TEXT = st.text(max_size=30)
 FENCES = st.integers(min_value=0, max_value=2**62)
 NUMBERS = st.floats(allow_nan=False)
 
-MODEL_OFFERS = st.builds(p.ModelOffer, name=st.text(min_size=1, max_size=20),
-                         tasks=st.lists(st.sampled_from(Task), max_size=3).map(tuple))
+MODEL_OFFERS = st.builds(
+    p.ModelOffer,
+    name=st.text(min_size=1, max_size=20),
+    tasks=st.lists(st.sampled_from(Task), max_size=3).map(tuple),
+)
 
 MESSAGES: dict[str, st.SearchStrategy[p.Message]] = {
     "register": st.builds(
-        p.Register, worker_id=TEXT, region=st.sampled_from([r.value for r in Region]),
-        models=st.lists(MODEL_OFFERS, max_size=3).map(tuple), slots=st.integers(1, 4096), backend=TEXT,
-        hardware=JSON_OBJECTS, version=st.integers()),
+        p.Register,
+        worker_id=TEXT,
+        region=st.sampled_from([r.value for r in Region]),
+        models=st.lists(MODEL_OFFERS, max_size=3).map(tuple),
+        slots=st.integers(1, 4096),
+        backend=TEXT,
+        hardware=JSON_OBJECTS,
+        version=st.integers(),
+    ),
     "job_accepted": st.builds(p.JobAccepted, job_id=TEXT, fence=FENCES),
-    "job_progress": st.builds(p.JobProgress, job_id=TEXT, fence=FENCES, progress=st.none() | NUMBERS,
-                              message=st.none() | TEXT),
+    "job_progress": st.builds(
+        p.JobProgress, job_id=TEXT, fence=FENCES, progress=st.none() | NUMBERS, message=st.none() | TEXT
+    ),
     "job_chunk": st.builds(p.JobChunk, job_id=TEXT, fence=FENCES, data=JSON_OBJECTS),
-    "job_result": st.builds(p.JobResult, job_id=TEXT, fence=FENCES, output=JSON_OBJECTS, usage=JSON_OBJECTS,
-                            work_ms=NUMBERS),
-    "job_error": st.builds(p.JobError, job_id=TEXT, fence=FENCES, code=TEXT, message=TEXT,
-                           retryable=st.booleans()),
+    "job_result": st.builds(
+        p.JobResult, job_id=TEXT, fence=FENCES, output=JSON_OBJECTS, usage=JSON_OBJECTS, work_ms=NUMBERS
+    ),
+    "job_error": st.builds(
+        p.JobError, job_id=TEXT, fence=FENCES, code=TEXT, message=TEXT, retryable=st.booleans()
+    ),
     "drain": st.just(p.Drain()),
     "pause": st.just(p.Pause()),
     "resume": st.just(p.Resume()),
     "registered": st.builds(p.Registered, worker_id=TEXT, lease_seconds=NUMBERS),
-    "job": st.builds(p.JobDispatch, job_id=TEXT, attempt=st.integers(0, 100), fence=FENCES,
-                     lease_seconds=NUMBERS, task=TEXT, model=TEXT, payload=JSON_OBJECTS),
+    "job": st.builds(
+        p.JobDispatch,
+        job_id=TEXT,
+        attempt=st.integers(0, 100),
+        fence=FENCES,
+        lease_seconds=NUMBERS,
+        task=TEXT,
+        model=TEXT,
+        payload=JSON_OBJECTS,
+    ),
     "job_cancel": st.builds(p.JobCancel, job_id=TEXT, fence=FENCES, reason=TEXT),
     "error": st.builds(p.ErrorMessage, code=TEXT, message=TEXT, job_id=st.none() | TEXT),
 }
 
-FIELD_NAMES = sorted({"type", "worker_id", "region", "models", "slots", "backend", "hardware", "version", "job_id",
-                      "fence", "attempt", "progress", "message", "data", "output", "usage", "work_ms", "code",
-                      "retryable", "lease_seconds", "task", "model", "payload", "reason", "name", "tasks"})
+FIELD_NAMES = sorted(
+    {
+        "type",
+        "worker_id",
+        "region",
+        "models",
+        "slots",
+        "backend",
+        "hardware",
+        "version",
+        "job_id",
+        "fence",
+        "attempt",
+        "progress",
+        "message",
+        "data",
+        "output",
+        "usage",
+        "work_ms",
+        "code",
+        "retryable",
+        "lease_seconds",
+        "task",
+        "model",
+        "payload",
+        "reason",
+        "name",
+        "tasks",
+    }
+)
 TYPE_NAMES = sorted(p.WORKER_MESSAGES) + sorted(p.NODE_MESSAGES)
 # objects shaped like frames: known types and field names, values of any JSON type
 FRAME_LIKE = st.fixed_dictionaries(
@@ -146,9 +193,18 @@ def test_decode_worker_message_raises_protocol_error_when_frame_is_over_the_limi
         ('{"type": "job"}', "unknown message type 'job'"),
         ('{"job_id": "j", "fence": 1}', "unknown message type None"),
         ('{"type": "job_accepted", "job_id": "j"}', "job_accepted is missing a field"),
-        ('{"type": "job_accepted", "job_id": "j", "fence": true}', "job_accepted.fence has the wrong type: got bool"),
-        ('{"type": "job_accepted", "job_id": "j", "fence": 1.0}', "job_accepted.fence has the wrong type: got float"),
-        ('{"type": "job_result", "job_id": "j", "fence": 1, "output": []}', "job_result.output has the wrong type"),
+        (
+            '{"type": "job_accepted", "job_id": "j", "fence": true}',
+            "job_accepted.fence has the wrong type: got bool",
+        ),
+        (
+            '{"type": "job_accepted", "job_id": "j", "fence": 1.0}',
+            "job_accepted.fence has the wrong type: got float",
+        ),
+        (
+            '{"type": "job_result", "job_id": "j", "fence": 1, "output": []}',
+            "job_result.output has the wrong type",
+        ),
     ],
 )
 def test_decode_worker_message_refuses_malformed_frame(frame: str, error: str) -> None:
@@ -172,16 +228,24 @@ def test_decode_worker_message_refuses_register_when_region_unknown() -> None:
 
 
 def test_decode_worker_message_refuses_register_when_model_task_unknown() -> None:
-    frame = json.dumps({"type": "register", "worker_id": "w1", "region": "us", "slots": 1,
-                        "models": [{"name": "m", "tasks": ["chat", "telepathy"]}]})
+    frame = json.dumps(
+        {
+            "type": "register",
+            "worker_id": "w1",
+            "region": "us",
+            "slots": 1,
+            "models": [{"name": "m", "tasks": ["chat", "telepathy"]}],
+        }
+    )
 
     with pytest.raises(p.ProtocolError, match="unknown task in model 'm'"):
         p.decode_worker_message(frame)
 
 
 def test_decode_worker_message_refuses_register_when_model_has_no_name() -> None:
-    frame = json.dumps({"type": "register", "worker_id": "w1", "region": "us", "slots": 1,
-                        "models": [{"tasks": ["chat"]}]})
+    frame = json.dumps(
+        {"type": "register", "worker_id": "w1", "region": "us", "slots": 1, "models": [{"tasks": ["chat"]}]}
+    )
 
     with pytest.raises(p.ProtocolError, match="each model needs a non-empty string 'name'"):
         p.decode_worker_message(frame)
@@ -202,8 +266,11 @@ def test_decode_blob_raises_only_protocol_error_when_header_is_any_json(header: 
     decodes_or_refuses(p.decode_blob, blob_frame(json.dumps(header).encode(), data))
 
 
-@given(st.fixed_dictionaries({"job_id": JSON_VALUES, "fence": JSON_VALUES, "name": JSON_VALUES,
-                              "content_type": JSON_VALUES}))
+@given(
+    st.fixed_dictionaries(
+        {"job_id": JSON_VALUES, "fence": JSON_VALUES, "name": JSON_VALUES, "content_type": JSON_VALUES}
+    )
+)
 def test_decode_blob_raises_only_protocol_error_when_header_fields_have_any_json_value(
     header: dict[str, Any],
 ) -> None:

@@ -33,8 +33,17 @@ async def test_local_blob_store_keeps_orgs_apart(tmp_path: Path) -> None:
     assert await blobs.get("org_b", "job_1.image") is None
 
 
-@pytest.mark.parametrize(("org_id", "key"), [("org_a", "../escape"), ("..", "key"), ("org_a", ".hidden"),
-                                             ("org_a", "a/b"), ("org/a", "key"), ("org_a", "")])
+@pytest.mark.parametrize(
+    ("org_id", "key"),
+    [
+        ("org_a", "../escape"),
+        ("..", "key"),
+        ("org_a", ".hidden"),
+        ("org_a", "a/b"),
+        ("org/a", "key"),
+        ("org_a", ""),
+    ],
+)
 async def test_local_blob_store_refuses_unsafe_key(tmp_path: Path, org_id: str, key: str) -> None:
     blobs = LocalBlobStore(tmp_path / "blobs")
 

@@ -20,7 +20,9 @@ async def schema(engine: AsyncEngine, version_table: str) -> tuple[list[str], li
 
 
 @pytest.mark.parametrize("kind", ["global", "region"])
-async def test_migrate_leaves_schema_alone_when_run_twice(tmp_path: Path, kind: Literal["global", "region"]) -> None:
+async def test_migrate_leaves_schema_alone_when_run_twice(
+    tmp_path: Path, kind: Literal["global", "region"]
+) -> None:
     engine = store.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
     try:
         await store.migrate(engine, kind)

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event, func, insert, select
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -46,7 +46,9 @@ async def writer(region_engine: AsyncEngine) -> AsyncIterator[StoreWriter]:
         await writer.stop()
 
 
-async def test_store_writer_commits_every_concurrent_write(writer: StoreWriter, region_engine: AsyncEngine) -> None:
+async def test_store_writer_commits_every_concurrent_write(
+    writer: StoreWriter, region_engine: AsyncEngine
+) -> None:
     names = [f"model-{i:03d}" for i in range(200)]
 
     results = await asyncio.gather(*(writer.write(add_model(name)) for name in names))
@@ -73,13 +75,20 @@ async def test_store_writer_commits_concurrent_writes_in_groups(writer: StoreWri
 
 
 async def test_store_writer_fails_only_the_failing_write_of_a_group(
-    writer: StoreWriter, region_engine: AsyncEngine,
+    writer: StoreWriter,
+    region_engine: AsyncEngine,
 ) -> None:
-    results = await asyncio.gather(writer.write(add_model("before")), writer.write(fail),
-                                   writer.write(add_model("after")), return_exceptions=True)
+    results = await asyncio.gather(
+        writer.write(add_model("before")),
+        writer.write(fail),
+        writer.write(add_model("after")),
+        return_exceptions=True,
+    )
 
-    assert ([type(r).__name__ if isinstance(r, Exception) else r for r in results],
-            await model_names(region_engine)) == (["before", "ValueError", "after"], ["after", "before"])
+    assert (
+        [type(r).__name__ if isinstance(r, Exception) else r for r in results],
+        await model_names(region_engine),
+    ) == (["before", "ValueError", "after"], ["after", "before"])
 
 
 async def test_store_writer_raises_database_error_to_its_caller(writer: StoreWriter) -> None:
@@ -104,7 +113,9 @@ async def test_store_writer_stop_commits_writes_still_queued(region_engine: Asyn
     await writer.stop()
 
     assert ([f.result() for f in futures], await model_names(region_engine)) == (
-        [f"model-{i}" for i in range(5)], [f"model-{i}" for i in range(5)])
+        [f"model-{i}" for i in range(5)],
+        [f"model-{i}" for i in range(5)],
+    )
 
 
 async def test_store_writer_stop_commits_write_in_progress(region_engine: AsyncEngine) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.table import Table
@@ -138,9 +139,11 @@ def _print_table(
     console: Console, trace: Trace, service: ServiceModel, results: list[SimulationResult]
 ) -> None:
     table = Table(
-        title=f"{trace.name}: {len(trace)} jobs over {trace.duration_s / 60:.0f} min on {service.name}"
+        title=f"{trace.name}: {len(trace)} jobs over {trace.duration_s / 60:.0f} min on {service.name}",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
-    for column in ("policy", "GPU-hours", "cost $", "SLO ≤2s", "p50 s", "p95 s", "p99 s", "scale events"):
+    for column in ("policy", "GPU-h", "cost $", "SLO ≤2s", "p50 s", "p95 s", "p99 s", "events"):
         table.add_column(column, justify="left" if column == "policy" else "right", no_wrap=True)
     for r in results:
         summary = r.summary()

@@ -2,7 +2,7 @@
 
 Plain frozen values: the queue node (or the simulator) builds the signals, a policy turns them into a
 decision, and an executor carries the decision out. Keeping the policy away from I/O is what lets the
-simulator replay a day of traffic in a second and the tests pin down every branch.
+simulator replay an hour of traffic in under a second and the tests pin down every branch.
 """
 
 from __future__ import annotations

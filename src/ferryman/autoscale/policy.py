@@ -115,12 +115,14 @@ class FerrymanPolicy:
 
     def decide(self, signals: FleetSignals) -> Decision:
         sizing = size_slots(signals, self.config)
-        wanted = self._clamp(signals, self._workers_for(signals, sizing))
+        floor, ceiling = self._bounds(signals)
+        wanted = max(floor, min(ceiling, self._workers_for(signals, sizing)))
         if not self._recent:
             # a fresh policy has seen no need yet: keep what runs for one cool-down before shrinking
             self._recent.append((signals.now_s, signals.active))
         held = self._hold_for_cooldown(signals.now_s, wanted)
-        desired = max(wanted, min(held, signals.active))
+        # the cool-down delays shrinking, never the min/max bounds or the spend cap
+        desired = min(ceiling, max(wanted, min(held, signals.active)))
         return plan_fleet(signals, desired, _explain(signals, sizing, wanted, desired))
 
     def _workers_for(self, signals: FleetSignals, sizing: Sizing) -> int:
@@ -128,15 +130,15 @@ class FerrymanPolicy:
             return 0
         return math.ceil(sizing.slots / signals.slots_per_worker - 1e-9)
 
-    def _clamp(self, signals: FleetSignals, workers: int) -> int:
+    def _bounds(self, signals: FleetSignals) -> tuple[int, int]:
+        """(floor, ceiling) on workers: min/max, zero for batch-only models, and the spend cap."""
         config = self.config
-        floor = config.min_workers
-        if config.batch_scales_to_zero and signals.priority is Priority.BATCH:
-            floor = 0
+        batch_only = config.batch_scales_to_zero and signals.priority is Priority.BATCH
+        floor = 0 if batch_only else config.min_workers
         ceiling = config.max_workers
         if config.spend_cap_usd_per_hour is not None and signals.price_usd_per_worker_hour > 0:
             ceiling = min(ceiling, int(config.spend_cap_usd_per_hour // signals.price_usd_per_worker_hour))
-        return max(min(workers, ceiling), min(floor, ceiling))
+        return min(floor, ceiling), ceiling
 
     def _hold_for_cooldown(self, now_s: float, wanted: int) -> int:
         """The largest target of the last `cooldown_s` (a sliding-window maximum)."""

@@ -95,7 +95,7 @@ def _replayed_jobs(
     trace: Trace, service: ServiceModel, config: SimulationConfig, rng: np.random.Generator
 ) -> _Jobs:
     warm = trace.arrival_s <= min(config.warmup_s, trace.duration_s)
-    warm[0] = False  # the mirror of time 0 is time 0 itself
+    warm[:1] = False  # the mirror of time 0 is time 0 itself
     prefix = np.flatnonzero(warm)[::-1]
     arrival = np.concatenate([-trace.arrival_s[prefix], trace.arrival_s])
     prompt = np.concatenate([trace.prompt_tokens[prefix], trace.prompt_tokens])
@@ -130,7 +130,8 @@ class _Simulation:
         rng = np.random.default_rng(config.seed)
         self.trace, self.policy, self.service, self.config = trace, policy, service, config
         self.jobs = _replayed_jobs(trace, service, config, rng)
-        self.boots = service.boot.sample(rng, 4096)
+        # a generator of its own, so the k-th worker any policy provisions boots in the same time
+        self.boot_rng = np.random.default_rng([config.seed, 1])
         self.on_progress = on_progress
         n = self.jobs.arrival_s.shape[0]
         self.wait_s = np.full(n, np.inf)
@@ -205,8 +206,8 @@ class _Simulation:
         self.short.observe(self.now_s, prompt, output)
         self.long.observe(self.now_s, prompt, output)
         self.queue.append(job)
-        self.queued_prompt += int(jobs.prompt_tokens[job])
-        self.queued_output += int(jobs.output_tokens[job])
+        self.queued_prompt += prompt
+        self.queued_output += output
         self._dispatch()
 
     def _dispatch(self) -> None:
@@ -244,10 +245,8 @@ class _Simulation:
         self.alive[worker.index] = worker
         return worker
 
-    def _boot_time(self, index: int) -> float:
-        if index >= self.boots.shape[0]:
-            self.boots = np.concatenate([self.boots, self.boots])
-        return float(self.boots[index])
+    def _boot_time(self) -> float:
+        return float(self.service.boot.sample(self.boot_rng, 1)[0])
 
     def _ready(self, index: int) -> None:
         worker = self.workers[index]
@@ -314,7 +313,7 @@ class _Simulation:
                 worker.state = WorkerState.DRAINING
         for _ in range(decision.scale_up):
             worker = self._provision()
-            self._push(self.now_s + self._boot_time(worker.index), _READY, worker.index)
+            self._push(self.now_s + self._boot_time(), _READY, worker.index)
         self._dispatch()
 
     def _named(self, worker_ids: tuple[str, ...], *states: WorkerState) -> list[_Worker]:

@@ -66,7 +66,7 @@ class JobService:
         """
         node = self._nodes.get(spec.region)
         if node is None:
-            raise InvalidRequest(f"region {spec.region!r} is not served here")
+            raise InvalidRequest(f"region {spec.region.value!r} is not served here")
         info = node.model_info(spec.model)
         if info is None:
             raise NotFound(f"model {spec.model!r} is not served in region {spec.region}; GET /v1/models lists models")

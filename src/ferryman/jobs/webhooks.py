@@ -44,13 +44,14 @@ def verify(secret: str, headers: dict[str, str], body: bytes, *, tolerance_secon
     """What a receiver runs: constant-time compare, and a timestamp within the tolerance (replay guard)."""
     try:
         msg_id, timestamp = headers["webhook-id"], int(headers["webhook-timestamp"])
-    except (KeyError, ValueError):
+        too_old = abs(time.time() - timestamp) > tolerance_seconds
+    except (KeyError, ValueError, OverflowError):
         return False
-    if abs(time.time() - timestamp) > tolerance_seconds:
+    if too_old:
         return False
     expected = sign(secret, msg_id, timestamp, body).split(",", 1)[1]
     offered = [s.split(",", 1)[1] for s in headers.get("webhook-signature", "").split() if "," in s]
-    return any(hmac.compare_digest(expected, o) for o in offered)
+    return any(hmac.compare_digest(expected.encode(), o.encode()) for o in offered)  # str must be ASCII
 
 
 def _is_public(address: str) -> bool:

@@ -39,6 +39,7 @@ def job_view(job: Job, queue: QueueInfo | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": job.id, "object": "job", "status": job.state.value, "task": job.task.value, "model": job.model,
         "priority": job.priority.value, "region": job.region.value, "attempts": job.attempts,
+        "worker_id": job.worker_id,
         "created_at": job.created_at, "dispatched_at": job.dispatched_at, "started_at": job.started_at,
         "finished_at": job.finished_at, "deadline_at": job.deadline_at,
         "timings": {"wait_ms": job.timings.wait_ms, "worker_rtt_ms": job.timings.worker_rtt_ms,
