@@ -202,7 +202,7 @@ async def test_job_result_is_refused_as_stale_when_job_already_succeeded(harness
 
     assert (outcomes(harness), worker.after_registered()[-1], (await stored(harness, job)).result) == (
         [(job.id, JobState.SUCCEEDED, None)],
-        p.ErrorMessage(code="stale_fence", message=STALE, job_id=job.id),
+        p.ErrorMessage(code="stale_fence", message=STALE, job_id=job.id, fence=fence),
         {"text": "first"},
     )
 
@@ -218,7 +218,7 @@ async def test_job_result_is_refused_when_sent_by_worker_not_holding_job(harness
 
     assert (outcomes(harness), intruder.after_registered(), len(holder.dispatches())) == (
         [],
-        [p.ErrorMessage(code="stale_fence", message=STALE, job_id=job.id)],
+        [p.ErrorMessage(code="stale_fence", message=STALE, job_id=job.id, fence=holder.dispatch_of(job.id).fence)],
         1,
     )
 
@@ -276,7 +276,7 @@ async def test_job_result_with_old_fence_is_refused_after_lease_expiry(harness: 
     live = harness.node.live_job(JobId(job.id))
     assert live is not None
     assert (lapsed.after_registered()[-1], outcomes(harness), live.state, live.fence, live.worker_id) == (
-        p.ErrorMessage(code="stale_fence", message=STALE, job_id=job.id),
+        p.ErrorMessage(code="stale_fence", message=STALE, job_id=job.id, fence=fence),
         [],
         JobState.DISPATCHED,
         fence + 2,

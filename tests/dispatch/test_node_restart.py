@@ -113,7 +113,7 @@ async def test_restart_refuses_result_with_fence_from_before_restart(tmp_path: P
         node.handle(after.conn, p.JobResult(job_id=job.id, fence=old_fence, output={"text": "from before"}))
 
         assert (after.after_registered()[-1], (await c.jobs.get(ORG, job.id))[0].state) == (
-            p.ErrorMessage(code="stale_fence", message=STALE, job_id=job.id),
+            p.ErrorMessage(code="stale_fence", message=STALE, job_id=job.id, fence=old_fence),
             JobState.DISPATCHED,
         )
 

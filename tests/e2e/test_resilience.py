@@ -104,7 +104,7 @@ def test_late_result_with_an_old_fence_is_rejected(make_server: Make) -> None:
                                                                                    "content": "LATE"}}]}}))
         refused = receive_until(lambda f: f["type"] == "error")
     assert {"type": "job_cancel", "job_id": job["id"], "fence": fence, "reason": "lease_expired"} in frames
-    assert refused == {"type": "error", "code": "stale_fence", "job_id": job["id"],
+    assert refused == {"type": "error", "code": "stale_fence", "job_id": job["id"], "fence": fence,
                        "message": "this job is no longer yours; drop it"}
     final = _status(server, job["id"])
     assert (final["status"], final["worker_id"], final["result"]["choices"][0]["message"]["content"]) == (

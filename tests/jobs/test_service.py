@@ -167,9 +167,6 @@ async def test_wait_returns_job_as_it_stands_when_timeout_passes(container: Cont
     assert (waited.id, waited.state) == (job.id, JobState.QUEUED)
 
 
-@pytest.mark.xfail(
-    raises=TimeoutError, reason="wait_final opens a new stream for a swept job and waits it out"
-)
 async def test_wait_returns_at_once_when_finished_job_stream_was_swept(
     container: Container,
     clock: FakeClock,

@@ -2,8 +2,8 @@
 
 It is an actor in the asyncio sense: all of its state is touched only from the event loop, by methods that do
 not await half-way through a decision, so no lock is needed. Durable writes go through the region store's
-writer; a frame that acknowledges a state change (a dispatch, a result to the client) is sent only once the
-write is committed.
+writer; an outcome is announced (to waiters, streams, webhooks) only once it is committed. Dispatch does not
+wait for its write: fences carry the node's epoch, so they stay unique across restarts (docs/adr/0002).
 """
 
 from __future__ import annotations
@@ -95,10 +95,11 @@ class QueueNode:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # -- what the job service asks (jobs.QueueClient)
 
@@ -120,6 +121,7 @@ class QueueNode:
                 "jobs; retry later or use the batch class", details={"retry_after_seconds": 5})
 
     def enqueue(self, job: Job, payload: dict[str, Any], weight: float = 1.0) -> None:
+        self._events.open(job.id)
         live = self._make_live(job, payload)
         live.weight = weight
         self._metrics.jobs_total.labels(self.region, "queued").inc()
@@ -168,7 +170,9 @@ class QueueNode:
             self._queues[live.job.model].discard(live)
         else:
             self._stop_on_worker(live, "cancelled")
-        return await self._finish(live, JobState.CANCELLED, error=JobFailure("cancelled", "cancelled by the client"))
+        # shielded: a caller that goes away mid-cancel must not leave the job recorded but never announced
+        ended = self._end(live, JobState.CANCELLED, error=JobFailure("cancelled", "cancelled by the client"))
+        return await asyncio.shield(ended)
 
     def snapshot(self) -> dict[str, Any]:
         jobs = {s.value: 0 for s in (JobState.QUEUED, JobState.DISPATCHED, JobState.RUNNING)}
@@ -277,10 +281,10 @@ class QueueNode:
         self._events.publish(live.id, "status", {"state": "queued", "requeued": True})
         self._queue(live, front=True)
 
-    def _end(self, live: LiveJob, state: JobState, **outcome: Any) -> None:
+    def _end(self, live: LiveJob, state: JobState, **outcome: Any) -> asyncio.Task[Job]:
         """End a job now (no message for it is accepted from here on) and record it in the background."""
         live.state = state
-        self._spawn(self._finish(live, state, **outcome))
+        return self._spawn(self._finish(live, state, **outcome))
 
     async def _finish(
         self, live: LiveJob, state: JobState, *, result: dict[str, Any] | None = None,
@@ -362,6 +366,7 @@ class QueueNode:
             self._metrics.stale_messages.labels(self.region).inc()
             log.warning("job.stale_message_rejected", job_id=job_id, worker_id=worker.id, fence=fence)
             worker.send(p.encode(p.ErrorMessage(code="stale_fence", job_id=job_id if isinstance(job_id, str) else None,
+                                                fence=fence if isinstance(fence, int) else None,
                                                 message="this job is no longer yours; drop it")))
             return None
         return live

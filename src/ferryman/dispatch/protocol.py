@@ -164,6 +164,7 @@ class ErrorMessage(Message):
     code: str
     message: str
     job_id: str | None = None
+    fence: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,8 +164,13 @@ class JobService:
         return job
 
     async def wait(self, org_id: OrgId, job_id: str, timeout_seconds: float) -> Job:
-        """The job once it ended, or as it stands when the timeout passes."""
+        """The job once it ended, or as it stands when the timeout passes. NotFound for another org's job."""
         timeout = min(max(0.0, timeout_seconds), self._settings.max_wait_seconds)
+        if not self._events.has(job_id):
+            # not live in this process (finished long ago, or another org's id): the store answers
+            job, _ = await self.get(org_id, job_id)
+            if job.state.is_terminal:
+                return job
         final = await self._events.wait_final(job_id, timeout)
         if final is not None and final.org_id == org_id:
             return final

@@ -32,6 +32,7 @@ users = Table(
     Column("email", String(320), nullable=True),
     Column("is_platform_admin", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
+    Column("adult_confirmed_at", Float, nullable=True),
 )
 
 orgs = Table(
@@ -43,6 +44,7 @@ orgs = Table(
     Column("weight", Float, nullable=False, default=1.0),
     Column("webhook_secret", String(100), nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("billing_address", Text, nullable=True),
 )
 
 members = Table(
@@ -80,6 +82,60 @@ worker_tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
+)
+
+provider_identities = Table(
+    "provider_identities",
+    global_metadata,
+    Column("provider", String(16), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id"), nullable=False, index=True),
+    Column("email", String(320), nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+browser_sessions = Table(
+    "browser_sessions",
+    global_metadata,
+    Column("id", String(40), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", String(40), ForeignKey("users.id"), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+    Column("last_seen_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+    Column("ip", String(64), nullable=True),
+    Column("user_agent", String(300), nullable=True),
+)
+
+invitations = Table(
+    "invitations",
+    global_metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", String(40), ForeignKey("orgs.id"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("email", String(320), nullable=True),
+    Column("role", String(16), nullable=False),
+    Column("max_uses", Integer, nullable=False),
+    Column("uses", Integer, nullable=False, default=0),
+    Column("created_by", String(40), ForeignKey("users.id"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+
+audit_events = Table(
+    "audit_events",
+    global_metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", String(40), nullable=True),
+    Column("actor_user_id", String(40), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("target", String(200), nullable=True),
+    Column("details", Text, nullable=False, default="{}"),
+    Column("ip", String(64), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_audit_events_org_id_id", "org_id", "id"),
 )
 
 jobs = Table(

@@ -139,8 +139,9 @@ class WorkerAgent:
                 held[1].cancel()
         elif isinstance(message, p.ErrorMessage):
             log.warning("worker.node_error", code=message.code, job_id=message.job_id)
-            if message.code == "stale_fence" and message.job_id in self._running:
-                self._running[message.job_id][1].cancel()
+            held = self._running.get(message.job_id or "")
+            if message.code == "stale_fence" and held is not None and held[0] == message.fence:
+                held[1].cancel()
 
     def _forget(self, job_id: str, fence: int) -> None:
         held = self._running.get(job_id)
