@@ -1,0 +1,152 @@
+"""The OpenAI-compatible routes: each parses, calls the core once, and renders."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+
+from ferryman.api.deps import AppContainer, Jobs, JobsReader, JobsWriter
+from ferryman.api.fal.render import accepted
+from ferryman.api.openai import render
+from ferryman.api.openai.schemas import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingsRequest,
+    ImageRequest,
+    SpeechRequest,
+    TranscriptionFormat,
+)
+from ferryman.api.outcomes import read_blob, run_to_end, spec_for
+from ferryman.api.signed_urls import UrlSigner, origin_of
+from ferryman.errors import NotFound
+from ferryman.identity import Principal
+from ferryman.jobs import Job, JobService
+from ferryman.types import Priority, Task
+
+router = APIRouter()
+
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+async def _run(request: Request, jobs: JobService, principal: Principal, task: Task, model: str,
+               payload: dict[str, Any]) -> Job:
+    wait_seconds = request.state.container.settings.max_wait_seconds
+    return await run_to_end(jobs, spec_for(principal, task=task, model=model, payload=payload),
+                            wait_seconds=wait_seconds)
+
+
+async def _accept(request: Request, jobs: JobService, principal: Principal, task: Task, model: str,
+                  payload: dict[str, Any]) -> JSONResponse:
+    """`"async": true`: 202 with a request id pollable through the fal-style queue endpoints."""
+    job, _ = await jobs.submit(spec_for(principal, task=task, model=model, payload=payload,
+                                        priority=Priority.ASYNC))
+    return JSONResponse(accepted(origin_of(request), job), status_code=202)
+
+
+async def _text(request: Request, body: ChatCompletionRequest | CompletionRequest, principal: Principal,
+                jobs: JobService, *, chat: bool) -> Response:
+    task = Task.CHAT if chat else Task.COMPLETION
+    payload = body.payload()
+    if body.run_async:
+        return await _accept(request, jobs, principal, task, body.model, payload)
+    if body.stream:
+        job, _ = await jobs.submit(spec_for(principal, task=task, model=body.model, payload=payload),
+                                   acknowledge=False)
+        events = await jobs.follow(principal.org_id, job.id)
+        return StreamingResponse(render.text_stream(jobs, job, events, chat=chat, include_usage=body.include_usage),
+                                 media_type="text/event-stream", headers=STREAM_HEADERS)
+    job = await _run(request, jobs, principal, task, body.model, payload)
+    return JSONResponse(render.chat_completion(job) if chat else render.completion(job))
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request, body: ChatCompletionRequest, principal: JobsWriter,
+                           jobs: Jobs) -> Response:
+    return await _text(request, body, principal, jobs, chat=True)
+
+
+@router.post("/completions")
+async def completions(request: Request, body: CompletionRequest, principal: JobsWriter, jobs: Jobs) -> Response:
+    return await _text(request, body, principal, jobs, chat=False)
+
+
+@router.post("/embeddings")
+async def embeddings(request: Request, body: EmbeddingsRequest, principal: JobsWriter, jobs: Jobs) -> Response:
+    if body.run_async:
+        return await _accept(request, jobs, principal, Task.EMBEDDINGS, body.model, body.payload())
+    job = await _run(request, jobs, principal, Task.EMBEDDINGS, body.model, body.payload())
+    return JSONResponse(render.embeddings(job, encoding_format=body.encoding_format))
+
+
+@router.post("/images/generations")
+async def images(request: Request, body: ImageRequest, principal: JobsWriter, jobs: Jobs) -> Response:
+    if body.run_async:
+        return await _accept(request, jobs, principal, Task.IMAGE, body.model, body.payload())
+    job = await _run(request, jobs, principal, Task.IMAGE, body.model, body.payload())
+    assert job.result is not None
+    signer: UrlSigner = request.app.state.signer
+    data = []
+    for image in job.result.get("images", []):
+        if body.response_format == "b64_json":
+            _, raw = await read_blob(jobs, job, image["blob"])
+            data.append({"b64_json": base64.b64encode(raw).decode(), "revised_prompt": None})
+        else:
+            url = origin_of(request) + signer.path(job.org_id, job.id, image["blob"])
+            data.append({"url": url, "revised_prompt": None})
+    return JSONResponse({"created": int(job.created_at), "data": data})
+
+
+@router.post("/audio/speech")
+async def speech(request: Request, body: SpeechRequest, principal: JobsWriter, jobs: Jobs) -> Response:
+    if body.run_async:
+        return await _accept(request, jobs, principal, Task.SPEECH, body.model, body.payload())
+    job = await _run(request, jobs, principal, Task.SPEECH, body.model, body.payload())
+    assert job.result is not None
+    content_type, audio = await read_blob(jobs, job, job.result["audio"]["blob"])
+    return Response(audio, media_type=content_type)
+
+
+@router.post("/audio/transcriptions")
+async def transcriptions(
+    request: Request, principal: JobsWriter, jobs: Jobs,
+    file: Annotated[UploadFile, File()], model: Annotated[str, Form(min_length=1, max_length=200)],
+    language: Annotated[str | None, Form(max_length=20)] = None,
+    prompt: Annotated[str | None, Form(max_length=4000)] = None,
+    response_format: Annotated[TranscriptionFormat, Form()] = "json",
+    temperature: Annotated[float | None, Form(ge=0, le=1)] = None,
+) -> Response:
+    audio = await file.read()
+    payload = {k: v for k, v in {
+        "audio_b64": base64.b64encode(audio).decode(), "filename": file.filename or "audio",
+        "content_type": file.content_type or "application/octet-stream", "language": language, "prompt": prompt,
+        "response_format": response_format, "temperature": temperature}.items() if v is not None}
+    job = await _run(request, jobs, principal, Task.TRANSCRIPTION, model, payload)
+    result = job.result or {}
+    if response_format in ("text", "srt", "vtt"):
+        return PlainTextResponse(str(result.get("text", "")))
+    if response_format == "verbose_json":
+        return JSONResponse({"task": "transcribe", "language": result.get("language"),
+                             "duration": result.get("duration"), "text": result.get("text", ""),
+                             "segments": result.get("segments", [])})
+    return JSONResponse({"text": result.get("text", "")})
+
+
+def _model_view(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "ferryman"}
+
+
+@router.get("/models")
+async def list_models(principal: JobsReader, container: AppContainer) -> JSONResponse:
+    node = container.nodes[principal.region]
+    return JSONResponse({"object": "list", "data": [_model_view(info.name) for info in node.models()]})
+
+
+@router.get("/models/{model:path}")
+async def get_model(model: str, principal: JobsReader, container: AppContainer) -> JSONResponse:
+    if container.jobs.model_info(principal.region, model) is None:
+        raise NotFound(f"The model '{model}' does not exist", details={"code": "model_not_found",
+                                                                        "param": "model"})
+    return JSONResponse(_model_view(model))

@@ -1,0 +1,120 @@
+"""`ferryman up` as a newcomer runs it: the real local model, tokens on disk, a clean stop, a restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.processes import FerrymanServer, wait_until
+
+pytest.importorskip("llama_cpp", reason="the real local model needs ferryman[local-model]")
+pytestmark = pytest.mark.model
+
+MODEL = "smollm2-135m"
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerrymanServer]:
+    server = FerrymanServer(tmp_path_factory.mktemp("up"), command="up")
+    try:
+        server.start()
+        wait_until(lambda: server.connected_workers("us") and server.connected_workers("eu"), timeout_s=60,
+                   what="both local workers", log=server.log)
+        yield server
+    finally:
+        server.stop()
+
+
+def _chat(**extra: Any) -> dict[str, Any]:
+    return {"task": "chat", "model": MODEL, "input": {
+        "messages": [{"role": "user", "content": "Name a colour."}], "max_tokens": 12, "temperature": 0, **extra}}
+
+
+def test_sync_chat_on_the_real_model_returns_text_and_real_token_counts(up: FerrymanServer) -> None:
+    with up.client(timeout=120) as api:
+        job = api.post("/v1/jobs", json={**_chat(), "wait": 90}).json()
+    usage, text = job["usage"], job["result"]["choices"][0]["message"]["content"]
+    assert job["status"] == "succeeded"
+    assert text.strip()
+    assert 0 < usage["completion_tokens"] <= 12
+    assert usage["prompt_tokens"] > 5  # the chat template's tokens count too
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+def test_streamed_chat_on_the_real_model_matches_the_sync_answer(up: FerrymanServer) -> None:
+    with up.client(timeout=120) as api:
+        sync = api.post("/v1/jobs", json={**_chat(), "wait": 90}).json()
+        chunks, final = [], None
+        with api.stream("POST", "/v1/jobs", json={**_chat(), "stream": True}) as resp:
+            kind = ""
+            for line in resp.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: ") and kind == "chunk":
+                    chunks.append(json.loads(line[6:])["content"])
+                elif line.startswith("data: ") and kind == "done":
+                    final = json.loads(line[6:])
+    assert final is not None
+    assert "".join(chunks) == final["result"]["choices"][0]["message"]["content"]
+    assert final["result"] == sync["result"]  # temperature 0: the same answer
+    assert final["usage"] == sync["usage"]
+
+
+def test_first_start_writes_admin_and_worker_tokens_readable_by_owner_only(up: FerrymanServer) -> None:
+    for name in ("admin-token", "worker-token-us", "worker-token-eu"):
+        path = up.data_dir / name
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
+    assert up.token.startswith("fm_")
+    assert up.worker_token("eu").startswith("fmw_")
+    assert up.token in up.log.read_text(), "the admin token is printed once at first start"
+
+
+def test_models_show_the_local_model_warm_in_both_regions(up: FerrymanServer) -> None:
+    with up.client() as api:
+        models = api.get("/v1/models").json()["data"]
+    local = next(m for m in models if m["id"] == MODEL)
+    assert local["regions"] == [{"region": "us", "workers": 1, "warm": True},
+                                {"region": "eu", "workers": 1, "warm": True}]
+    assert local["tasks"] == ["chat", "completion", "embeddings"]
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_sigterm_stops_everything_and_a_restart_keeps_data_and_token(tmp_path: Path) -> None:
+    server = FerrymanServer(tmp_path / "up", command="up", extra=["--dev"])
+    server.start()
+    wait_until(lambda: server.connected_workers("us") and server.connected_workers("eu"), timeout_s=30,
+               what="local workers", log=server.log)
+    token = server.token
+    with server.client() as api:
+        job = api.post("/v1/jobs", json={"task": "chat", "model": "echo-1", "wait": 5, "input": {
+            "messages": [{"role": "user", "content": "remember me"}]}}).json()
+    assert server.proc is not None
+    workers = _children(server.proc.pid)
+    assert len(workers) == 2
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=30) == 0
+    assert "Stopped." in server.log.read_text()
+    for pid in workers:
+        assert not os.path.exists(f"/proc/{pid}") or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+    server.start()
+    try:
+        assert server.token == token
+        assert server.log.read_text().count(token) == 1, "a restart mints no new admin token"
+        with server.client() as api:
+            again = api.get(f"/v1/jobs/{job['id']}").json()
+        assert (again["status"], again["result"]) == ("succeeded", job["result"])
+    finally:
+        server.stop()
