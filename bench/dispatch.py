@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +24,24 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.loadgen import run_load  # noqa: E402
 from tests.e2e.processes import FerrymanServer, free_port, wait_until  # noqa: E402
+
+from bench.loadgen import run_load  # noqa: E402
 
 BODY = {"task": "chat", "model": "echo-1", "input": {"messages": [{"role": "user", "content": "ping pong"}]}}
 
 
-async def drive(url: str, body: dict[str, Any], headers: dict[str, str], concurrency: int,
-                seconds: float) -> dict[str, Any]:
+async def drive(
+    url: str, body: dict[str, Any], headers: dict[str, str], concurrency: int, seconds: float
+) -> dict[str, Any]:
     result = await run_load(url, body, headers=headers, concurrency=concurrency, seconds=seconds)
     return result.summary()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=8.0, help="Seconds per measurement.")
     parser.add_argument("--workers", type=int, default=1, help="Echo worker processes.")
     parser.add_argument("--slots", type=int, default=64, help="Slots per echo worker.")
@@ -76,8 +79,9 @@ async def _measure(server: FerrymanServer, direct_url: str, seconds: float) -> d
     auth = {"Authorization": f"Bearer {server.token}"}
     for concurrency in (1, 64):
         results[f"direct_c{concurrency}"] = await drive(direct_url + "/run", BODY, {}, concurrency, seconds)
-        results[f"ferryman_c{concurrency}"] = await drive(server.url + "/v1/jobs", ferryman_body, auth,
-                                                          concurrency, seconds)
+        results[f"ferryman_c{concurrency}"] = await drive(
+            server.url + "/v1/jobs", ferryman_body, auth, concurrency, seconds
+        )
     return results
 
 
@@ -87,18 +91,24 @@ def _report(results: dict[str, Any], path: Path) -> None:
     for concurrency in (1, 64):
         for name in ("direct", "ferryman"):
             r = results[f"{name}_c{concurrency}"]
-            print(f"{name:<14}{concurrency:>5}{r['per_second']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
-                  f"{r['errors']:>8}")
+            print(
+                f"{name:<14}{concurrency:>5}{r['per_second']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+                f"{r['errors']:>8}"
+            )
     summary = {}
     for concurrency in (1, 64):
         d, f = results[f"direct_c{concurrency}"], results[f"ferryman_c{concurrency}"]
         summary[f"c{concurrency}"] = {
-            "added_p50_ms": f["p50_ms"] - d["p50_ms"], "added_p99_ms": f["p99_ms"] - d["p99_ms"],
-            "throughput_ratio_vs_direct": f["per_second"] / d["per_second"]}
+            "added_p50_ms": f["p50_ms"] - d["p50_ms"],
+            "added_p99_ms": f["p99_ms"] - d["p99_ms"],
+            "throughput_ratio_vs_direct": f["per_second"] / d["per_second"],
+        }
     print("\nadded by Ferryman over the direct call:")
     for key, s in summary.items():
-        print(f"  {key}: p50 +{s['added_p50_ms']:.2f} ms, p99 +{s['added_p99_ms']:.2f} ms, "
-              f"throughput {s['throughput_ratio_vs_direct']:.2f}x of direct")
+        print(
+            f"  {key}: p50 +{s['added_p50_ms']:.2f} ms, p99 +{s['added_p99_ms']:.2f} ms, "
+            f"throughput {s['throughput_ratio_vs_direct']:.2f}x of direct"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"results": results, "summary": summary}, indent=2))
     print(f"\nwrote {path}")

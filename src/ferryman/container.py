@@ -23,11 +23,12 @@ class Container:
     settings: Settings
     clock: Clock
     registry: CollectorRegistry
-    identity: identity.IdentityService
-    jobs: jobs.JobService
-    nodes: dict[Region, dispatch.QueueNode]
+    # fields named like a package come last: from their line on, the name means the field in this class body
     webhooks: jobs.WebhookSender
     bootstrap: identity.Bootstrap
+    nodes: dict[Region, dispatch.QueueNode]
+    identity: identity.IdentityService
+    jobs: jobs.JobService
 
 
 def _notify_webhook(sender: jobs.WebhookSender, job: jobs.Job) -> None:

@@ -35,9 +35,16 @@ class ApiServer:
             self.container = container
 
         app = create_app(settings, on_ready=ready)
-        config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="on",
-                                log_level="warning", access_log=settings.access_log, ws_max_size=64 * 1024 * 1024,
-                                timeout_graceful_shutdown=10)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            lifespan="on",
+            log_level="warning",
+            access_log=settings.access_log,
+            ws_max_size=64 * 1024 * 1024,
+            timeout_graceful_shutdown=10,
+        )
         self._server = _Server(config)
         self._task: asyncio.Task[Any] | None = None
 
@@ -51,7 +58,8 @@ class ApiServer:
                     pass
                 raise StartupFailed(
                     f"the API could not start on {self._host}:{self._port} (is the port in use? try --port); "
-                    "see the log above")
+                    "see the log above"
+                )
             await asyncio.sleep(0.05)
 
     @property

@@ -49,7 +49,8 @@ class WorkerSupervisor:
         delay = 1.0
         while not self._stopping:
             proc = await asyncio.create_subprocess_exec(
-                *command.argv, env={**os.environ, **command.env}, preexec_fn=_die_with_parent)
+                *command.argv, env={**os.environ, **command.env}, preexec_fn=_die_with_parent
+            )
             self._procs[command.name] = proc
             code = await proc.wait()
             if self._stopping:
@@ -79,10 +80,23 @@ class WorkerSupervisor:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-def worker_argv(*, url: str, region: str, backend: str, models: Sequence[str], slots: int,
-                extra: Sequence[str] = ()) -> list[str]:
-    argv = [sys.executable, "-m", "ferryman", "worker", "--url", url, "--region", region, "--backend", backend,
-            "--slots", str(slots)]
+def worker_argv(
+    *, url: str, region: str, backend: str, models: Sequence[str], slots: int, extra: Sequence[str] = ()
+) -> list[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "ferryman",
+        "worker",
+        "--url",
+        url,
+        "--region",
+        region,
+        "--backend",
+        backend,
+        "--slots",
+        str(slots),
+    ]
     for model in models:
         argv += ["--models", model]
     return argv + list(extra)

@@ -13,7 +13,9 @@ from tests.e2e.processes import FerrymanServer
 @pytest.fixture(scope="session")
 def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerrymanServer]:
     """One `ferryman serve` with an echo worker per region, for tests that don't disturb it."""
-    server = FerrymanServer(tmp_path_factory.mktemp("shared"), env={"FERRYMAN_ALLOW_PRIVATE_WEBHOOKS": "false"})
+    server = FerrymanServer(
+        tmp_path_factory.mktemp("shared"), env={"FERRYMAN_ALLOW_PRIVATE_WEBHOOKS": "false"}
+    )
     try:
         server.start()
         server.start_worker(region="us", slots=4, worker_id="shared-us")
@@ -28,8 +30,13 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., FerrymanServer]]:
     """A factory of servers owned by one test, each with its own data dir; all stopped at the end."""
     made: list[FerrymanServer] = []
 
-    def make(env: dict[str, str] | None = None, *, name: str = "server", command: str = "serve",
-             extra: list[str] | None = None) -> FerrymanServer:
+    def make(
+        env: dict[str, str] | None = None,
+        *,
+        name: str = "server",
+        command: str = "serve",
+        extra: list[str] | None = None,
+    ) -> FerrymanServer:
         server = FerrymanServer(tmp_path / name, env=env, command=command, extra=extra)
         made.append(server)
         return server.start()

@@ -37,15 +37,22 @@ def wait_until(check: Any, *, timeout_s: float, what: str, log: Path | None = No
         if last:
             return last
         time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last={last!r}\n"
-                         + (tail(log) if log else ""))
+    raise AssertionError(
+        f"timed out after {timeout_s}s waiting for {what}; last={last!r}\n" + (tail(log) if log else "")
+    )
 
 
 class FerrymanServer:
     """`ferryman serve` (API + queue nodes) on a free port and a fresh data dir; restartable."""
 
-    def __init__(self, data_dir: Path, *, env: dict[str, str] | None = None, command: str = "serve",
-                 extra: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        command: str = "serve",
+        extra: list[str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -57,8 +64,17 @@ class FerrymanServer:
 
     def start(self, timeout_s: float = 60) -> FerrymanServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "ferryman", self.command, "--port", str(self.port),
-                "--data-dir", str(self.data_dir), *self.extra]
+        argv = [
+            sys.executable,
+            "-m",
+            "ferryman",
+            self.command,
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            *self.extra,
+        ]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         wait_until(self._healthy, timeout_s=timeout_s, what=f"{self.url}/healthz", log=self.log)
@@ -67,7 +83,9 @@ class FerrymanServer:
     def _healthy(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise AssertionError(f"ferryman {self.command} exited with {self.proc.returncode}:\n{tail(self.log)}")
+            raise AssertionError(
+                f"ferryman {self.command} exited with {self.proc.returncode}:\n{tail(self.log)}"
+            )
         try:
             return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
         except httpx.HTTPError:
@@ -81,15 +99,38 @@ class FerrymanServer:
         return (self.data_dir / f"worker-token-{region}").read_text().strip()
 
     def client(self, token: str | None = None, timeout: float = 30) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=timeout,
-                            headers={"Authorization": f"Bearer {token or self.token}"})
+        return httpx.Client(
+            base_url=self.url, timeout=timeout, headers={"Authorization": f"Bearer {token or self.token}"}
+        )
 
-    def start_worker(self, *, region: str = "us", models: tuple[str, ...] = ("echo-1",), slots: int = 1,
-                     backend: str = "echo", worker_id: str | None = None, wait: bool = True,
-                     extra: list[str] | None = None) -> subprocess.Popen[bytes]:
-        argv = [sys.executable, "-m", "ferryman", "worker", "--url", self.url, "--region", region,
-                "--backend", backend, "--slots", str(slots), *[a for m in models for a in ("--models", m)],
-                *(["--worker-id", worker_id] if worker_id else []), *(extra or [])]
+    def start_worker(
+        self,
+        *,
+        region: str = "us",
+        models: tuple[str, ...] = ("echo-1",),
+        slots: int = 1,
+        backend: str = "echo",
+        worker_id: str | None = None,
+        wait: bool = True,
+        extra: list[str] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        argv = [
+            sys.executable,
+            "-m",
+            "ferryman",
+            "worker",
+            "--url",
+            self.url,
+            "--region",
+            region,
+            "--backend",
+            backend,
+            "--slots",
+            str(slots),
+            *[a for m in models for a in ("--models", m)],
+            *(["--worker-id", worker_id] if worker_id else []),
+            *(extra or []),
+        ]
         env = {**self.env, "FERRYMAN_WORKER_TOKEN": self.worker_token(region)}
         log = self.data_dir / f"worker-{worker_id or len(self.workers)}.log"
         with log.open("ab") as out:
@@ -97,8 +138,12 @@ class FerrymanServer:
         before = self.connected_workers(region)
         self.workers.append(proc)
         if wait:
-            wait_until(lambda: self.connected_workers(region) > before or proc.poll() is not None, timeout_s=30,
-                       what=f"worker {worker_id} to register", log=log)
+            wait_until(
+                lambda: self.connected_workers(region) > before or proc.poll() is not None,
+                timeout_s=30,
+                what=f"worker {worker_id} to register",
+                log=log,
+            )
             assert proc.poll() is None, f"worker exited with {proc.returncode}:\n{tail(log)}"
         return proc
 
@@ -128,9 +173,26 @@ class FerrymanServer:
 
     def create_org(self, name: str, *, region: str = "us", weight: float = 1.0) -> str:
         out = subprocess.run(
-            [sys.executable, "-m", "ferryman", "orgs", "create", name, "--region", region, "--weight", str(weight),
-             "--data-dir", str(self.data_dir)], capture_output=True, text=True, env=self.env, timeout=60,
-            check=True)
+            [
+                sys.executable,
+                "-m",
+                "ferryman",
+                "orgs",
+                "create",
+                name,
+                "--region",
+                region,
+                "--weight",
+                str(weight),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=60,
+            check=True,
+        )
         return out.stdout.strip().splitlines()[-1]
 
 

@@ -26,16 +26,28 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerrymanServer]:
     server = FerrymanServer(tmp_path_factory.mktemp("up"), command="up")
     try:
         server.start()
-        wait_until(lambda: server.connected_workers("us") and server.connected_workers("eu"), timeout_s=60,
-                   what="both local workers", log=server.log)
+        wait_until(
+            lambda: server.connected_workers("us") and server.connected_workers("eu"),
+            timeout_s=60,
+            what="both local workers",
+            log=server.log,
+        )
         yield server
     finally:
         server.stop()
 
 
 def _chat(**extra: Any) -> dict[str, Any]:
-    return {"task": "chat", "model": MODEL, "input": {
-        "messages": [{"role": "user", "content": "Name a colour."}], "max_tokens": 12, "temperature": 0, **extra}}
+    return {
+        "task": "chat",
+        "model": MODEL,
+        "input": {
+            "messages": [{"role": "user", "content": "Name a colour."}],
+            "max_tokens": 12,
+            "temperature": 0,
+            **extra,
+        },
+    }
 
 
 def test_sync_chat_on_the_real_model_returns_text_and_real_token_counts(up: FerrymanServer) -> None:
@@ -81,8 +93,10 @@ def test_models_show_the_local_model_warm_in_both_regions(up: FerrymanServer) ->
     with up.client() as api:
         models = api.get("/v1/models").json()["data"]
     local = next(m for m in models if m["id"] == MODEL)
-    assert local["regions"] == [{"region": "us", "workers": 1, "warm": True},
-                                {"region": "eu", "workers": 1, "warm": True}]
+    assert local["regions"] == [
+        {"region": "us", "workers": 1, "warm": True},
+        {"region": "eu", "workers": 1, "warm": True},
+    ]
     assert local["tasks"] == ["chat", "completion", "embeddings"]
 
 
@@ -94,12 +108,23 @@ def _children(pid: int) -> list[int]:
 def test_sigterm_stops_everything_and_a_restart_keeps_data_and_token(tmp_path: Path) -> None:
     server = FerrymanServer(tmp_path / "up", command="up", extra=["--dev"])
     server.start()
-    wait_until(lambda: server.connected_workers("us") and server.connected_workers("eu"), timeout_s=30,
-               what="local workers", log=server.log)
+    wait_until(
+        lambda: server.connected_workers("us") and server.connected_workers("eu"),
+        timeout_s=30,
+        what="local workers",
+        log=server.log,
+    )
     token = server.token
     with server.client() as api:
-        job = api.post("/v1/jobs", json={"task": "chat", "model": "echo-1", "wait": 5, "input": {
-            "messages": [{"role": "user", "content": "remember me"}]}}).json()
+        job = api.post(
+            "/v1/jobs",
+            json={
+                "task": "chat",
+                "model": "echo-1",
+                "wait": 5,
+                "input": {"messages": [{"role": "user", "content": "remember me"}]},
+            },
+        ).json()
     assert server.proc is not None
     workers = _children(server.proc.pid)
     assert len(workers) == 2

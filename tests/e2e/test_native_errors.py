@@ -86,7 +86,12 @@ def test_worker_token_cannot_call_the_api(shared_server: FerrymanServer, api: ht
 
 
 def test_webhook_to_a_private_address_is_refused(api: httpx.Client) -> None:
-    for url in ("http://127.0.0.1:9/hook", "http://169.254.169.254/latest", "http://10.0.0.1/x", "ftp://example.com"):
+    for url in (
+        "http://127.0.0.1:9/hook",
+        "http://169.254.169.254/latest",
+        "http://10.0.0.1/x",
+        "ftp://example.com",
+    ):
         resp = api.post("/v1/jobs", json={**CHAT, "webhook_url": url})
         assert _error(resp) == (400, "validation_error"), url
 

@@ -10,11 +10,17 @@ import httpx
 
 from tests.e2e.processes import FerrymanServer, wait_until
 
-CHAT = {"task": "chat", "model": "echo-1", "input": {"messages": [{"role": "user", "content": "hello brave new world"}]}}
+CHAT = {
+    "task": "chat",
+    "model": "echo-1",
+    "input": {"messages": [{"role": "user", "content": "hello brave new world"}]},
+}
 
 
 def _echo_result(text: str) -> dict[str, Any]:
-    return {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}
+    return {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]
+    }
 
 
 def test_sync_job_returns_result_usage_and_server_timing(shared_server: FerrymanServer) -> None:
@@ -23,8 +29,11 @@ def test_sync_job_returns_result_usage_and_server_timing(shared_server: Ferryman
     body = resp.json()
     assert resp.status_code == 200
     assert (body["status"], body["result"], body["usage"], body["attempts"]) == (
-        "succeeded", _echo_result("hello brave new world"),
-        {"prompt_tokens": 4, "completion_tokens": 4, "total_tokens": 8}, 1)
+        "succeeded",
+        _echo_result("hello brave new world"),
+        {"prompt_tokens": 4, "completion_tokens": 4, "total_tokens": 8},
+        1,
+    )
     timing = [part.split(";")[0].strip() for part in resp.headers["server-timing"].split(",")]
     assert timing == ["queue-overhead", "wait", "worker-rtt", "work"]
     assert resp.headers["location"] == f"/v1/jobs/{body['id']}"
@@ -32,13 +41,22 @@ def test_sync_job_returns_result_usage_and_server_timing(shared_server: Ferryman
 
 def test_async_job_is_accepted_then_polled_to_success(shared_server: FerrymanServer) -> None:
     with shared_server.client() as api:
-        created = api.post("/v1/jobs", json={**CHAT, "priority": "async", "input": {
-            "messages": [{"role": "user", "content": "later please"}], "sleep_ms": 200}})
+        created = api.post(
+            "/v1/jobs",
+            json={
+                **CHAT,
+                "priority": "async",
+                "input": {"messages": [{"role": "user", "content": "later please"}], "sleep_ms": 200},
+            },
+        )
         assert created.status_code == 202
         assert created.json()["status"] in ("queued", "dispatched", "running")
         job_id = created.json()["id"]
-        done = wait_until(lambda: (r := api.get(f"/v1/jobs/{job_id}").json())["status"] == "succeeded" and r,
-                          timeout_s=10, what="job to succeed")
+        done = wait_until(
+            lambda: (r := api.get(f"/v1/jobs/{job_id}").json())["status"] == "succeeded" and r,
+            timeout_s=10,
+            what="job to succeed",
+        )
     assert (done["id"], done["priority"], done["result"]) == (job_id, "async", _echo_result("later please"))
     assert done["timings"]["work_ms"] >= 200
 
@@ -47,7 +65,9 @@ def test_idempotency_key_returns_same_job_and_conflicts_on_other_body(shared_ser
     with shared_server.client() as api:
         first = api.post("/v1/jobs", json={**CHAT, "wait": 5}, headers={"Idempotency-Key": "key-one"})
         again = api.post("/v1/jobs", json={**CHAT, "wait": 5}, headers={"Idempotency-Key": "key-one"})
-        other = api.post("/v1/jobs", json={**CHAT, "priority": "batch"}, headers={"Idempotency-Key": "key-one"})
+        other = api.post(
+            "/v1/jobs", json={**CHAT, "priority": "batch"}, headers={"Idempotency-Key": "key-one"}
+        )
     assert again.json()["id"] == first.json()["id"]
     assert other.status_code == 409
     assert other.json()["error"]["code"] == "conflict"
@@ -74,8 +94,9 @@ def test_stream_over_sse_gives_chunks_then_the_final_job(shared_server: Ferryman
 
 def test_events_resume_after_last_event_id(shared_server: FerrymanServer) -> None:
     with shared_server.client() as api:
-        job = api.post("/v1/jobs", json={**CHAT, "stream": False, "wait": 5,
-                                         "input": {**CHAT["input"], "stream": True}}).json()
+        job = api.post(
+            "/v1/jobs", json={**CHAT, "stream": False, "wait": 5, "input": {**CHAT["input"], "stream": True}}
+        ).json()
         full = api.get(f"/v1/jobs/{job['id']}/events").text
         resumed = api.get(f"/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": "2"}).text
     ids = [int(line[4:]) for line in full.splitlines() if line.startswith("id: ")]
@@ -88,10 +109,16 @@ def test_list_jobs_paginates_with_cursor_and_filters(shared_server: FerrymanServ
     token = shared_server.create_org("pager")
     with shared_server.client(token) as api:
         ids = [api.post("/v1/jobs", json={**CHAT, "wait": 5}).json()["id"] for _ in range(5)]
-        api.post("/v1/jobs", json={"task": "embeddings", "model": "echo-1", "input": {"input": "x"}, "wait": 5})
+        api.post(
+            "/v1/jobs", json={"task": "embeddings", "model": "echo-1", "input": {"input": "x"}, "wait": 5}
+        )
         first = api.get("/v1/jobs", params={"limit": 2, "task": "chat"}).json()
-        second = api.get("/v1/jobs", params={"limit": 2, "task": "chat", "cursor": first["next_cursor"]}).json()
-        third = api.get("/v1/jobs", params={"limit": 2, "task": "chat", "cursor": second["next_cursor"]}).json()
+        second = api.get(
+            "/v1/jobs", params={"limit": 2, "task": "chat", "cursor": first["next_cursor"]}
+        ).json()
+        third = api.get(
+            "/v1/jobs", params={"limit": 2, "task": "chat", "cursor": second["next_cursor"]}
+        ).json()
     listed = [j["id"] for page in (first, second, third) for j in page["data"]]
     assert listed == list(reversed(ids))
     assert (first["has_more"], third["has_more"]) == (True, False)
@@ -101,7 +128,10 @@ def test_models_lists_regions_and_warm_workers(shared_server: FerrymanServer) ->
     with shared_server.client() as api:
         models = api.get("/v1/models").json()["data"]
     echo = next(m for m in models if m["id"] == "echo-1")
-    assert echo["regions"] == [{"region": "us", "workers": 1, "warm": True}, {"region": "eu", "workers": 1, "warm": True}]
+    assert echo["regions"] == [
+        {"region": "us", "workers": 1, "warm": True},
+        {"region": "eu", "workers": 1, "warm": True},
+    ]
     assert "chat" in echo["tasks"]
 
 
@@ -110,19 +140,27 @@ def test_another_orgs_job_is_not_found(shared_server: FerrymanServer) -> None:
     with shared_server.client() as api:
         job_id = api.post("/v1/jobs", json={**CHAT, "wait": 5}).json()["id"]
     with shared_server.client(other) as api:
-        responses = [api.get(f"/v1/jobs/{job_id}"), api.post(f"/v1/jobs/{job_id}/cancel"),
-                     api.get(f"/v1/jobs/{job_id}/events")]
+        responses = [
+            api.get(f"/v1/jobs/{job_id}"),
+            api.post(f"/v1/jobs/{job_id}/cancel"),
+            api.get(f"/v1/jobs/{job_id}/events"),
+        ]
     assert [r.status_code for r in responses] == [404, 404, 404]
     assert responses[0].json() == {"error": {"code": "not_found", "message": f"job {job_id!r} not found"}}
 
 
 def test_media_outputs_are_served_as_blobs_to_their_owner_only(shared_server: FerrymanServer) -> None:
     with shared_server.client() as api:
-        job = api.post("/v1/jobs", json={"task": "speech", "model": "echo-1", "input": {"input": "hi"},
-                                         "wait": 5}).json()
+        job = api.post(
+            "/v1/jobs", json={"task": "speech", "model": "echo-1", "input": {"input": "hi"}, "wait": 5}
+        ).json()
         url = job["result"]["audio"]["url"]
         audio = api.get(url)
-    assert (audio.status_code, audio.headers["content-type"], audio.content[:4]) == (200, "audio/wav", b"RIFF")
+    assert (audio.status_code, audio.headers["content-type"], audio.content[:4]) == (
+        200,
+        "audio/wav",
+        b"RIFF",
+    )
     assert httpx.get(shared_server.url + url).status_code == 401
 
 
@@ -130,9 +168,14 @@ def test_metrics_expose_jobs_queue_depth_dispatch_latency_and_workers(shared_ser
     with shared_server.client() as api:
         api.post("/v1/jobs", json={**CHAT, "wait": 5})
         text = httpx.get(shared_server.url + "/metrics").text
-    for name in ('ferryman_jobs_total{region="us",state="succeeded"}', "ferryman_queue_depth",
-                 "ferryman_dispatch_latency_seconds_bucket", 'ferryman_workers_connected{region="us"} 1.0',
-                 'ferryman_worker_free_slots{region="us"}', 'ferryman_jobs{region="us",state="queued"}'):
+    for name in (
+        'ferryman_jobs_total{region="us",state="succeeded"}',
+        "ferryman_queue_depth",
+        "ferryman_dispatch_latency_seconds_bucket",
+        'ferryman_workers_connected{region="us"} 1.0',
+        'ferryman_worker_free_slots{region="us"}',
+        'ferryman_jobs{region="us",state="queued"}',
+    ):
         assert name in text
 
 

@@ -18,10 +18,18 @@ def test_eu_job_leaves_no_byte_in_the_us_store_and_nothing_readable_in_the_eu_on
     eu_token = shared_server.create_org("eu-customer", region="eu")
     marker = "eu-secret-" + secrets.token_hex(8)
     with shared_server.client(eu_token) as api:
-        chat = api.post("/v1/jobs", json={"task": "chat", "model": "echo-1", "wait": 10, "input": {
-            "messages": [{"role": "user", "content": f"{marker} please keep me in Europe"}]}}).json()
-        speech = api.post("/v1/jobs", json={"task": "speech", "model": "echo-1", "wait": 10,
-                                            "input": {"input": marker}}).json()
+        chat = api.post(
+            "/v1/jobs",
+            json={
+                "task": "chat",
+                "model": "echo-1",
+                "wait": 10,
+                "input": {"messages": [{"role": "user", "content": f"{marker} please keep me in Europe"}]},
+            },
+        ).json()
+        speech = api.post(
+            "/v1/jobs", json={"task": "speech", "model": "echo-1", "wait": 10, "input": {"input": marker}}
+        ).json()
     assert (chat["status"], chat["region"], speech["status"]) == ("succeeded", "eu", "succeeded")
     assert chat["id"].startswith("job_eu_")
     assert chat["result"]["choices"][0]["message"]["content"] == f"{marker} please keep me in Europe"

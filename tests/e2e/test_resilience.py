@@ -15,7 +15,11 @@ Make = Callable[..., FerrymanServer]
 
 
 def _chat(text: str, **extra: Any) -> dict[str, Any]:
-    return {"task": "chat", "model": "echo-1", "input": {"messages": [{"role": "user", "content": text}], **extra}}
+    return {
+        "task": "chat",
+        "model": "echo-1",
+        "input": {"messages": [{"role": "user", "content": text}], **extra},
+    }
 
 
 def _status(server: FerrymanServer, job_id: str) -> dict[str, Any]:
@@ -26,8 +30,11 @@ def _status(server: FerrymanServer, job_id: str) -> dict[str, Any]:
 
 def _wait_status(server: FerrymanServer, job_id: str, *states: str, timeout_s: float = 15) -> dict[str, Any]:
     found: dict[str, Any] = wait_until(
-        lambda: (job := _status(server, job_id))["status"] in states and job, timeout_s=timeout_s,
-        what=f"{job_id} to reach {states}", log=server.log)
+        lambda: (job := _status(server, job_id))["status"] in states and job,
+        timeout_s=timeout_s,
+        what=f"{job_id} to reach {states}",
+        log=server.log,
+    )
     return found
 
 
@@ -39,7 +46,11 @@ def test_cancel_of_a_queued_job_ends_it_before_any_worker_sees_it(make_server: M
         queued = api.post("/v1/jobs", json=_chat("never")).json()
         waiting = api.get(f"/v1/jobs/{queued['id']}").json()
         cancelled = api.post(f"/v1/jobs/{queued['id']}/cancel")
-    assert waiting["queue"] == {"position": 0, "wait_reason": "all_workers_busy", "estimated_start_seconds": None}
+    assert waiting["queue"] == {
+        "position": 0,
+        "wait_reason": "all_workers_busy",
+        "estimated_start_seconds": None,
+    }
     assert cancelled.status_code == 200
     assert (cancelled.json()["status"], cancelled.json()["attempts"]) == ("cancelled", 0)
     assert _wait_status(server, blocker["id"], "succeeded")["status"] == "succeeded"
@@ -70,8 +81,12 @@ def test_job_of_a_sigkilled_worker_completes_once_on_another(make_server: Make) 
         done = _wait_status(server, job["id"], "succeeded", "failed")
         listed = api.get("/v1/jobs").json()["data"]
     assert running["attempts"] == 1
-    assert (done["status"], done["attempts"], done["worker_id"], done["result"]["choices"][0]["message"]["content"]) == (
-        "succeeded", 2, "second", "survive")
+    assert (
+        done["status"],
+        done["attempts"],
+        done["worker_id"],
+        done["result"]["choices"][0]["message"]["content"],
+    ) == ("succeeded", 2, "second", "survive")
     assert [j["id"] for j in listed] == [job["id"]]
 
 
@@ -87,9 +102,20 @@ def test_late_result_with_an_old_fence_is_rejected(make_server: Make) -> None:
             if predicate(frame):
                 return frame
 
-    with connect(ws_url, additional_headers={"Authorization": f"Bearer {server.worker_token('us')}"}) as stalled:
-        stalled.send(json.dumps({"type": "register", "worker_id": "stalled", "region": "us", "slots": 1,
-                                 "models": [{"name": "echo-1", "tasks": ["chat"]}]}))
+    with connect(
+        ws_url, additional_headers={"Authorization": f"Bearer {server.worker_token('us')}"}
+    ) as stalled:
+        stalled.send(
+            json.dumps(
+                {
+                    "type": "register",
+                    "worker_id": "stalled",
+                    "region": "us",
+                    "slots": 1,
+                    "models": [{"name": "echo-1", "tasks": ["chat"]}],
+                }
+            )
+        )
         assert json.loads(stalled.recv(timeout=5))["type"] == "registered"
         with server.client() as api:
             job = api.post("/v1/jobs", json=_chat("fenced")).json()
@@ -99,16 +125,33 @@ def test_late_result_with_an_old_fence_is_rejected(make_server: Make) -> None:
         # stall past the lease: the node takes the job back (and may offer it again) until a healthy worker has it
         server.start_worker(worker_id="healthy")
         _wait_status(server, job["id"], "succeeded")
-        stalled.send(json.dumps({"type": "job_result", "job_id": job["id"], "fence": fence,
-                                 "output": {"choices": [{"index": 0, "message": {"role": "assistant",
-                                                                                   "content": "LATE"}}]}}))
+        stalled.send(
+            json.dumps(
+                {
+                    "type": "job_result",
+                    "job_id": job["id"],
+                    "fence": fence,
+                    "output": {
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": "LATE"}}]
+                    },
+                }
+            )
+        )
         refused = receive_until(lambda f: f["type"] == "error")
     assert {"type": "job_cancel", "job_id": job["id"], "fence": fence, "reason": "lease_expired"} in frames
-    assert refused == {"type": "error", "code": "stale_fence", "job_id": job["id"], "fence": fence,
-                       "message": "this job is no longer yours; drop it"}
+    assert refused == {
+        "type": "error",
+        "code": "stale_fence",
+        "job_id": job["id"],
+        "fence": fence,
+        "message": "this job is no longer yours; drop it",
+    }
     final = _status(server, job["id"])
     assert (final["status"], final["worker_id"], final["result"]["choices"][0]["message"]["content"]) == (
-        "succeeded", "healthy", "fenced")
+        "succeeded",
+        "healthy",
+        "fenced",
+    )
     assert final["attempts"] >= 2
 
 
@@ -124,11 +167,16 @@ def test_light_org_is_not_starved_by_a_heavy_one(make_server: Make) -> None:
         light_id = api.post("/v1/jobs", json=_chat("light", sleep_ms=30)).json()["id"]
     server.start_worker(slots=1)
     with server.client(light) as api:
-        light_done = wait_until(lambda: (j := api.get(f"/v1/jobs/{light_id}").json())["status"] == "succeeded"
-                                and j, timeout_s=20, what="light job")
+        light_done = wait_until(
+            lambda: (j := api.get(f"/v1/jobs/{light_id}").json())["status"] == "succeeded" and j,
+            timeout_s=20,
+            what="light job",
+        )
     with server.client(heavy) as api:
         heavy_jobs = [api.get(f"/v1/jobs/{i}").json() for i in heavy_ids]
-    finished_before = [j for j in heavy_jobs if j["finished_at"] and j["finished_at"] < light_done["finished_at"]]
+    finished_before = [
+        j for j in heavy_jobs if j["finished_at"] and j["finished_at"] < light_done["finished_at"]
+    ]
     assert len(finished_before) <= 2
 
 
@@ -144,7 +192,10 @@ def test_backlog_cap_answers_429_backlog_full(make_server: Make) -> None:
         count = len(api.get("/v1/jobs", params={"limit": 100}).json()["data"])
     assert accepted == [202, 202, 202]
     assert (refused.status_code, refused.json()["error"]["code"], refused.headers["retry-after"]) == (
-        429, "backlog_full", "5")
+        429,
+        "backlog_full",
+        "5",
+    )
     assert other_class.status_code == 202
     assert count == 4
 
@@ -162,7 +213,9 @@ def test_restart_keeps_queued_jobs_and_requeues_running_ones(make_server: Make) 
     server.start()
     before = _status(server, running["id"]), _status(server, queued["id"])
     assert [(j["status"], j["queue"]["wait_reason"]) for j in before] == [
-        ("queued", "no_worker_for_model"), ("queued", "no_worker_for_model")]
+        ("queued", "no_worker_for_model"),
+        ("queued", "no_worker_for_model"),
+    ]
     server.start_worker(slots=2)
     done = [_wait_status(server, j["id"], "succeeded", timeout_s=45) for j in (running, queued)]
     assert [(j["status"], j["attempts"]) for j in done] == [("succeeded", 2), ("succeeded", 1)]

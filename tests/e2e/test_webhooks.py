@@ -46,18 +46,32 @@ def receiver() -> Iterator[tuple[str, Receiver]]:
         httpd.server_close()
 
 
-def test_webhook_is_signed_and_retried_until_delivered(make_server: Make, receiver: tuple[str, Receiver]) -> None:
+def test_webhook_is_signed_and_retried_until_delivered(
+    make_server: Make, receiver: tuple[str, Receiver]
+) -> None:
     url, state = receiver
-    server = make_server({"FERRYMAN_ALLOW_PRIVATE_WEBHOOKS": "true", "FERRYMAN_WEBHOOK_BACKOFF_SECONDS": "0.2"})
+    server = make_server(
+        {"FERRYMAN_ALLOW_PRIVATE_WEBHOOKS": "true", "FERRYMAN_WEBHOOK_BACKOFF_SECONDS": "0.2"}
+    )
     server.start_worker()
     with server.client() as api:
-        job = api.post("/v1/jobs", json={"task": "chat", "model": "echo-1", "webhook_url": url, "wait": 5,
-                                         "input": {"messages": [{"role": "user", "content": "ping"}]}}).json()
+        job = api.post(
+            "/v1/jobs",
+            json={
+                "task": "chat",
+                "model": "echo-1",
+                "webhook_url": url,
+                "wait": 5,
+                "input": {"messages": [{"role": "user", "content": "ping"}]},
+            },
+        ).json()
         secret = api.get("/v1/org").json()["webhook_secret"]
     wait_until(lambda: len(state.calls) >= 2, timeout_s=10, what="the retried webhook")
     (first_headers, first_body), (headers, body) = state.calls[:2]
-    assert json.loads(body) == {"type": "job.succeeded", "data": {
-        "id": job["id"], "status": "succeeded", "task": "chat", "model": "echo-1"}}
+    assert json.loads(body) == {
+        "type": "job.succeeded",
+        "data": {"id": job["id"], "status": "succeeded", "task": "chat", "model": "echo-1"},
+    }
     assert verify(secret, headers, body)
     assert not verify(secret, headers, body.replace(b"succeeded", b"failed"))
     assert first_headers["webhook-id"] == headers["webhook-id"], "a retry keeps the message id"

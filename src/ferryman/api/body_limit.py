@@ -11,7 +11,9 @@ from ferryman.errors import PayloadTooLarge
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, *, max_bytes: int, render: Callable[[PayloadTooLarge], Response]) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, render: Callable[[PayloadTooLarge], Response]
+    ) -> None:
         self.app, self.max_bytes, self.render = app, max_bytes, render
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -29,8 +29,16 @@ STATUS: dict[type[errors.FerrymanError], int] = {
     errors.Timeout: 504,
 }
 
-HTTP_CODES = {400: "validation_error", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-              405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 429: "rate_limit"}
+HTTP_CODES = {
+    400: "validation_error",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    429: "rate_limit",
+}
 
 
 def status_of(error: errors.FerrymanError) -> int:
@@ -51,8 +59,9 @@ def render_native_error(error: errors.FerrymanError) -> JSONResponse:
     headers = {}
     if isinstance(error, errors.BacklogFull | errors.RateLimited):
         headers["Retry-After"] = str((error.details or {}).get("retry_after_seconds", 1))
-    return JSONResponse(native_body(error.code, error.message, error.details), status_code=status_of(error),
-                        headers=headers)
+    return JSONResponse(
+        native_body(error.code, error.message, error.details), status_code=status_of(error), headers=headers
+    )
 
 
 def render_internal_error(exc: BaseException) -> JSONResponse:

@@ -47,8 +47,11 @@ async def worker_endpoint(websocket: WebSocket) -> None:
         await _refuse(websocket, "protocol_error", f"expected a register frame first, got {register.type!r}")
         return
     if register.region != principal.region.value:
-        await _refuse(websocket, "forbidden",
-                      f"this worker token is bound to region {principal.region.value}, not {register.region}")
+        await _refuse(
+            websocket,
+            "forbidden",
+            f"this worker token is bound to region {principal.region.value}, not {register.region}",
+        )
         return
     node = container.nodes.get(Region(register.region))
     if node is None:

@@ -39,12 +39,26 @@ class LiveJob:
         return self.job.org_id
 
     def snapshot(
-        self, *, finished_at: float | None = None, result: dict[str, Any] | None = None,
-        usage: dict[str, Any] | None = None, error: JobFailure | None = None, timings: Timings | None = None,
+        self,
+        *,
+        finished_at: float | None = None,
+        result: dict[str, Any] | None = None,
+        usage: dict[str, Any] | None = None,
+        error: JobFailure | None = None,
+        timings: Timings | None = None,
     ) -> Job:
         return replace(
-            self.job, state=self.state, attempts=self.attempts, fence=self.fence,
-            worker_id=self.worker.id if self.worker else self.job.worker_id, crashed_workers=tuple(sorted(self.crashed)),
-            dispatched_at=self.dispatched_at, started_at=self.started_at, finished_at=finished_at,
-            result=result, usage=usage or {}, error=error, timings=timings or self.job.timings,
+            self.job,
+            state=self.state,
+            attempts=self.attempts,
+            fence=self.fence,
+            worker_id=self.worker.id if self.worker else self.job.worker_id,
+            crashed_workers=tuple(sorted(self.crashed)),
+            dispatched_at=self.dispatched_at,
+            started_at=self.started_at,
+            finished_at=finished_at,
+            result=result,
+            usage=usage or {},
+            error=error,
+            timings=timings or self.job.timings,
         )

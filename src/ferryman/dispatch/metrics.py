@@ -13,15 +13,24 @@ from prometheus_client.registry import Collector
 class NodeMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.jobs_total = Counter(
-            "ferryman_jobs_total", "Jobs that entered a state, by state and region.", ["region", "state"],
-            registry=registry)
+            "ferryman_jobs_total",
+            "Jobs that entered a state, by state and region.",
+            ["region", "state"],
+            registry=registry,
+        )
         self.dispatch_latency = Histogram(
-            "ferryman_dispatch_latency_seconds", "From a job being ready to its dispatch frame being sent.",
-            ["region"], registry=registry,
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+            "ferryman_dispatch_latency_seconds",
+            "From a job being ready to its dispatch frame being sent.",
+            ["region"],
+            registry=registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
         self.stale_messages = Counter(
-            "ferryman_stale_worker_messages_total", "Worker messages rejected for an old fence token.",
-            ["region"], registry=registry)
+            "ferryman_stale_worker_messages_total",
+            "Worker messages rejected for an old fence token.",
+            ["region"],
+            registry=registry,
+        )
 
 
 class NodeGauges(Collector):
@@ -31,10 +40,14 @@ class NodeGauges(Collector):
         self._snapshots = snapshots
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        jobs = GaugeMetricFamily("ferryman_jobs", "Jobs held by the queue node now, by state.",
-                                 labels=["region", "state"])
-        depth = GaugeMetricFamily("ferryman_queue_depth", "Queued jobs by model and priority class.",
-                                  labels=["region", "model", "priority"])
+        jobs = GaugeMetricFamily(
+            "ferryman_jobs", "Jobs held by the queue node now, by state.", labels=["region", "state"]
+        )
+        depth = GaugeMetricFamily(
+            "ferryman_queue_depth",
+            "Queued jobs by model and priority class.",
+            labels=["region", "model", "priority"],
+        )
         workers = GaugeMetricFamily("ferryman_workers_connected", "Connected workers.", labels=["region"])
         free = GaugeMetricFamily("ferryman_worker_free_slots", "Free worker slots.", labels=["region"])
         for snap in self._snapshots():

@@ -52,8 +52,15 @@ def _log_failed_write(written: asyncio.Future[Any]) -> None:
 
 class QueueNode:
     def __init__(
-        self, region: Region, *, repo: JobRepository, events: JobEvents, clock: Clock, settings: NodeSettings,
-        metrics: NodeMetrics, on_finished: OnFinished | None = None,
+        self,
+        region: Region,
+        *,
+        repo: JobRepository,
+        events: JobEvents,
+        clock: Clock,
+        settings: NodeSettings,
+        metrics: NodeMetrics,
+        on_finished: OnFinished | None = None,
     ) -> None:
         self.region = region
         self._repo, self._events, self._clock, self._settings = repo, events, clock, settings
@@ -118,7 +125,9 @@ class QueueNode:
         if queues is not None and len(queues.classes[priority.rank]) >= self._settings.backlog_cap:
             raise BacklogFull(
                 f"the {priority.value} queue of {model!r} in {self.region} holds {self._settings.backlog_cap} "
-                "jobs; retry later or use the batch class", details={"retry_after_seconds": 5})
+                "jobs; retry later or use the batch class",
+                details={"retry_after_seconds": 5},
+            )
 
     def enqueue(self, job: Job, payload: dict[str, Any], weight: float = 1.0) -> None:
         self._events.open(job.id)
@@ -129,8 +138,14 @@ class QueueNode:
 
     def _make_live(self, job: Job, payload: dict[str, Any]) -> LiveJob:
         mono, now = self._clock.monotonic(), self._clock.now()
-        live = LiveJob(job=job, payload=payload, state=JobState.QUEUED, fence=self._fence_base,
-                       deadline_mono=mono + (job.deadline_at - now), enqueued_mono=mono)
+        live = LiveJob(
+            job=job,
+            payload=payload,
+            state=JobState.QUEUED,
+            fence=self._fence_base,
+            deadline_mono=mono + (job.deadline_at - now),
+            enqueued_mono=mono,
+        )
         self._live[job.id] = live
         self._deadlines.push(live.deadline_mono, job.id, 0)
         return live
@@ -180,8 +195,13 @@ class QueueNode:
             if live.state.value in jobs:
                 jobs[live.state.value] += 1
         depth = {(m, pr.value): len(q.classes[pr.rank]) for m, q in self._queues.items() for pr in Priority}
-        return {"region": self.region.value, "jobs": jobs, "depth": depth, "workers": len(self._workers),
-                "free_slots": sum(w.free_slots for w in self._workers.values() if not w.draining)}
+        return {
+            "region": self.region.value,
+            "jobs": jobs,
+            "depth": depth,
+            "workers": len(self._workers),
+            "free_slots": sum(w.free_slots for w in self._workers.values() if not w.draining),
+        }
 
     # -- matching jobs to workers
 
@@ -237,12 +257,27 @@ class QueueNode:
         self._leases.push(live.lease_expires_mono, live.id, live.fence)
         # written without waiting: the epoch in the fence keeps it safe (ADR 0002); the write keeps attempts
         # counted across a restart of the node
-        self._repo.record_dispatch(live.job.id, fence=live.fence, attempts=live.attempts, worker_id=worker.id,
-                                   dispatched_at=live.dispatched_at).add_done_callback(_log_failed_write)
+        self._repo.record_dispatch(
+            live.job.id,
+            fence=live.fence,
+            attempts=live.attempts,
+            worker_id=worker.id,
+            dispatched_at=live.dispatched_at,
+        ).add_done_callback(_log_failed_write)
         self._metrics.dispatch_latency.labels(self.region).observe(live.dispatched_mono - live.enqueued_mono)
-        worker.send(p.encode(p.JobDispatch(
-            job_id=live.id, attempt=live.attempts, fence=live.fence, lease_seconds=self._settings.lease_seconds,
-            task=live.job.task.value, model=live.job.model, payload=live.payload)))
+        worker.send(
+            p.encode(
+                p.JobDispatch(
+                    job_id=live.id,
+                    attempt=live.attempts,
+                    fence=live.fence,
+                    lease_seconds=self._settings.lease_seconds,
+                    task=live.job.task.value,
+                    model=live.job.model,
+                    payload=live.payload,
+                )
+            )
+        )
         self._events.publish(live.id, "status", {"state": "dispatched", "attempt": live.attempts})
 
     def _release(self, live: LiveJob) -> WorkerConn | None:
@@ -265,19 +300,30 @@ class QueueNode:
             if crashed:
                 live.crashed.add(worker.id)
         if len(live.crashed) >= self._settings.poison_threshold:
-            self._end(live, JobState.FAILED, error=JobFailure(
-                "poison", f"job crashed {len(live.crashed)} distinct workers; not retried"))
+            self._end(
+                live,
+                JobState.FAILED,
+                error=JobFailure("poison", f"job crashed {len(live.crashed)} distinct workers; not retried"),
+            )
             return
         if live.attempts >= self._settings.max_attempts:
-            self._end(live, JobState.FAILED, error=JobFailure(
-                "max_attempts", f"job did not complete in {live.attempts} attempts"))
+            self._end(
+                live,
+                JobState.FAILED,
+                error=JobFailure("max_attempts", f"job did not complete in {live.attempts} attempts"),
+            )
             return
         # the fence must change before re-queueing, or a late result could complete the job twice
         live.fence += 1
         live.worker = None
-        self._repo.update(live.job.id, state=JobState.QUEUED.value, fence=live.fence, worker_id=None,
-                          attempts=live.attempts, crashed_workers=sorted(live.crashed)
-                          ).add_done_callback(_log_failed_write)
+        self._repo.update(
+            live.job.id,
+            state=JobState.QUEUED.value,
+            fence=live.fence,
+            worker_id=None,
+            attempts=live.attempts,
+            crashed_workers=sorted(live.crashed),
+        ).add_done_callback(_log_failed_write)
         self._events.publish(live.id, "status", {"state": "queued", "requeued": True})
         self._queue(live, front=True)
 
@@ -287,13 +333,20 @@ class QueueNode:
         return self._spawn(self._finish(live, state, **outcome))
 
     async def _finish(
-        self, live: LiveJob, state: JobState, *, result: dict[str, Any] | None = None,
-        usage: dict[str, Any] | None = None, error: JobFailure | None = None, timings: Timings | None = None,
+        self,
+        live: LiveJob,
+        state: JobState,
+        *,
+        result: dict[str, Any] | None = None,
+        usage: dict[str, Any] | None = None,
+        error: JobFailure | None = None,
+        timings: Timings | None = None,
     ) -> Job:
         """Record a terminal state durably, then tell waiters, webhooks and metrics. At most once per job."""
         live.state = state
-        job = live.snapshot(finished_at=self._clock.now(), result=result, usage=usage, error=error,
-                            timings=timings)
+        job = live.snapshot(
+            finished_at=self._clock.now(), result=result, usage=usage, error=error, timings=timings
+        )
         try:
             await self._repo.finish(job, result=result)
         finally:
@@ -306,17 +359,29 @@ class QueueNode:
 
     # -- workers
 
-    def attach(self, register: p.Register, *, send: Callable[[str], None], close: Callable[[], None]) -> WorkerConn:
+    def attach(
+        self, register: p.Register, *, send: Callable[[str], None], close: Callable[[], None]
+    ) -> WorkerConn:
         old = self._workers.get(register.worker_id)
         if old is not None:
             old.close()
             self.detach(old)
-        worker = WorkerConn(id=register.worker_id, region=register.region, offers=register.models,
-                            slots=register.slots, send=send, close=close, backend=register.backend,
-                            connected_mono=self._clock.monotonic())
+        worker = WorkerConn(
+            id=register.worker_id,
+            region=register.region,
+            offers=register.models,
+            slots=register.slots,
+            send=send,
+            close=close,
+            backend=register.backend,
+            connected_mono=self._clock.monotonic(),
+        )
         self._workers[worker.id] = worker
-        new = [(o.name, [t.value for t in o.tasks]) for o in register.models
-               if self._catalog.get(o.name) != frozenset(o.tasks)]
+        new = [
+            (o.name, [t.value for t in o.tasks])
+            for o in register.models
+            if self._catalog.get(o.name) != frozenset(o.tasks)
+        ]
         for offer in register.models:
             self._catalog[offer.name] = frozenset(offer.tasks)
         if new:
@@ -338,7 +403,9 @@ class QueueNode:
     def handle(self, worker: WorkerConn, message: p.Message) -> None:
         if isinstance(message, p.Drain | p.Pause | p.Resume):
             worker.draining = worker.draining or isinstance(message, p.Drain)
-            worker.paused = isinstance(message, p.Pause) or (worker.paused and not isinstance(message, p.Resume))
+            worker.paused = isinstance(message, p.Pause) or (
+                worker.paused and not isinstance(message, p.Resume)
+            )
             self._pump_worker(worker)
             return
         live = self._held(worker, getattr(message, "job_id", None), getattr(message, "fence", None))
@@ -350,7 +417,9 @@ class QueueNode:
             self._events.publish(live.id, "status", {"state": "running"})
         elif isinstance(message, p.JobProgress):
             self._renew(live)
-            self._events.publish(live.id, "progress", {"progress": message.progress, "message": message.message})
+            self._events.publish(
+                live.id, "progress", {"progress": message.progress, "message": message.message}
+            )
         elif isinstance(message, p.JobChunk):
             self._renew(live)
             self._events.publish(live.id, "chunk", message.data)
@@ -365,9 +434,16 @@ class QueueNode:
         if live is None or live.fence != fence or live.worker is not worker or live.state.is_terminal:
             self._metrics.stale_messages.labels(self.region).inc()
             log.warning("job.stale_message_rejected", job_id=job_id, worker_id=worker.id, fence=fence)
-            worker.send(p.encode(p.ErrorMessage(code="stale_fence", job_id=job_id if isinstance(job_id, str) else None,
-                                                fence=fence if isinstance(fence, int) else None,
-                                                message="this job is no longer yours; drop it")))
+            worker.send(
+                p.encode(
+                    p.ErrorMessage(
+                        code="stale_fence",
+                        job_id=job_id if isinstance(job_id, str) else None,
+                        fence=fence if isinstance(fence, int) else None,
+                        message="this job is no longer yours; drop it",
+                    )
+                )
+            )
             return None
         return live
 
@@ -377,8 +453,11 @@ class QueueNode:
     def _complete(self, live: LiveJob, worker: WorkerConn, message: p.JobResult) -> None:
         now = self._clock.monotonic()
         total_ms = (now - live.dispatched_mono) * 1000 if live.dispatched_mono else 0.0
-        timings = Timings(wait_ms=(live.dispatched_mono - live.enqueued_mono) * 1000 if live.dispatched_mono else None,
-                          worker_rtt_ms=max(0.0, total_ms - message.work_ms), work_ms=message.work_ms)
+        timings = Timings(
+            wait_ms=(live.dispatched_mono - live.enqueued_mono) * 1000 if live.dispatched_mono else None,
+            worker_rtt_ms=max(0.0, total_ms - message.work_ms),
+            work_ms=message.work_ms,
+        )
         previous = self._service_seconds.get(live.job.model, total_ms / 1000)
         self._service_seconds[live.job.model] = 0.8 * previous + 0.2 * total_ms / 1000
         worker.failures_in_row = 0
@@ -391,11 +470,20 @@ class QueueNode:
         worker.failures_in_row += 1
         if worker.failures_in_row >= self._settings.quarantine_after_failures and not worker.quarantined:
             worker.quarantined = True
-            log.warning("worker.quarantined", worker_id=worker.id, region=self.region,
-                        failures=worker.failures_in_row)
-            worker.send(p.encode(p.ErrorMessage(code="quarantined", message=(
-                f"{worker.failures_in_row} jobs in a row failed or lapsed on this worker; it gets no more work "
-                "until it reconnects"))))
+            log.warning(
+                "worker.quarantined", worker_id=worker.id, region=self.region, failures=worker.failures_in_row
+            )
+            worker.send(
+                p.encode(
+                    p.ErrorMessage(
+                        code="quarantined",
+                        message=(
+                            f"{worker.failures_in_row} jobs in a row failed or lapsed on this worker; "
+                            "it gets no more work until it reconnects"
+                        ),
+                    )
+                )
+            )
 
     def _fail(self, live: LiveJob, worker: WorkerConn, message: p.JobError) -> None:
         if not message.retryable:
@@ -406,7 +494,9 @@ class QueueNode:
             self._requeue(live, crashed=False)
         else:
             self._release(live)
-            self._end(live, JobState.FAILED, error=JobFailure("worker_error", f"{message.code}: {message.message}"))
+            self._end(
+                live, JobState.FAILED, error=JobFailure("worker_error", f"{message.code}: {message.message}")
+            )
         self._pump_worker(worker)
 
     async def store_blob(self, worker: WorkerConn, blob: p.JobBlob) -> None:
@@ -431,7 +521,11 @@ class QueueNode:
         now = self._clock.monotonic()
         for _, job_id, fence in self._leases.pop_due(now):
             live = self._live.get(job_id)
-            if live is None or live.fence != fence or live.state not in (JobState.DISPATCHED, JobState.RUNNING):
+            if (
+                live is None
+                or live.fence != fence
+                or live.state not in (JobState.DISPATCHED, JobState.RUNNING)
+            ):
                 continue
             if live.lease_expires_mono > now:
                 self._leases.push(live.lease_expires_mono, job_id, fence)
@@ -447,8 +541,11 @@ class QueueNode:
                 continue
             if live.state is JobState.QUEUED:
                 self._queues[live.job.model].discard(live)
-                self._end(live, JobState.EXPIRED, error=JobFailure(
-                    "expired", "no worker started the job before its deadline"))
+                self._end(
+                    live,
+                    JobState.EXPIRED,
+                    error=JobFailure("expired", "no worker started the job before its deadline"),
+                )
             else:
                 self._stop_on_worker(live, "timeout")
                 self._end(live, JobState.FAILED, error=JobFailure("timeout", "the job ran past its deadline"))

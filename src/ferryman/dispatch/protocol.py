@@ -179,7 +179,8 @@ class JobBlob:
 
 
 WORKER_MESSAGES: dict[str, type[Message]] = {
-    m.type: m for m in (Register, JobAccepted, JobProgress, JobChunk, JobResult, JobError, Drain, Pause, Resume)
+    m.type: m
+    for m in (Register, JobAccepted, JobProgress, JobChunk, JobResult, JobError, Drain, Pause, Resume)
 }
 NODE_MESSAGES: dict[str, type[Message]] = {
     m.type: m for m in (Registered, JobDispatch, JobCancel, ErrorMessage)

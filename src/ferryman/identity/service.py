@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
 from ferryman.clock import Clock
-from ferryman.errors import Unauthenticated
+from ferryman.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 from ferryman.identity import tokens
-from ferryman.identity.models import ALL_SCOPES, IssuedToken, Org, Principal, Scope, WorkerPrincipal
+from ferryman.identity.audit import AuditLog
+from ferryman.identity.models import (
+    ALL_SCOPES,
+    AuditAction,
+    IssuedToken,
+    Org,
+    Principal,
+    Role,
+    Scope,
+    TokenInfo,
+    WorkerPrincipal,
+)
 from ferryman.identity.repository import IdentityRepository
+from ferryman.identity.revocations import SHORT_TOKEN_MAX_SECONDS, AuthState
 from ferryman.jobs import new_webhook_secret
 from ferryman.types import OrgId, Region, TokenId, UserId, new_id
 
@@ -22,6 +35,25 @@ log = structlog.get_logger(__name__)
 CACHE_SECONDS = 2.0
 DAY_SECONDS = 86_400.0
 BOOTSTRAP_TOKEN_DAYS = 90
+MAX_TOKEN_DAYS = 90
+DEFAULT_TOKEN_DAYS = 30
+
+
+def _check_grantable(scopes: frozenset[Scope], role: Role, held: frozenset[Scope]) -> None:
+    """Raise Forbidden when `scopes` exceed what the role allows or what the caller itself holds."""
+    if beyond_role := scopes - role.scopes:
+        raise Forbidden(f"a {role.value} may not hold {sorted(beyond_role)}; allowed: {sorted(role.scopes)}",
+                        details={"scopes": sorted(beyond_role)})
+    if beyond_caller := scopes - held:
+        raise Forbidden(f"the calling token lacks {sorted(beyond_caller)}, so it cannot grant them",
+                        details={"scopes": sorted(beyond_caller)})
+
+
+@dataclass(frozen=True, slots=True)
+class ShortLivedToken:
+    secret: str
+    scopes: frozenset[Scope]
+    expires_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,20 +75,32 @@ def write_secret_file(path: Path, secret: str) -> None:
 
 
 class IdentityService:
-    def __init__(self, *, repo: IdentityRepository, clock: Clock) -> None:
+    """Authenticates API tokens (database, cached 2 s) and short-lived tokens (signature only), and manages
+    API tokens. Every revocation goes through `state`, so it holds in this process from the next request on."""
+
+    def __init__(self, *, repo: IdentityRepository, clock: Clock, state: AuthState | None = None,
+                 audit: AuditLog | None = None, signing_key: bytes | None = None) -> None:
         self._repo, self._clock = repo, clock
-        self._cache: dict[str, tuple[float, Principal]] = {}
+        self._state = state or AuthState()
+        self._audit = audit or AuditLog(engine=repo.engine, writer=repo.writer, clock=clock)
+        self._key = signing_key or secrets.token_bytes(32)
         self._inflight: dict[str, asyncio.Future[Principal | None]] = {}
 
+    @property
+    def state(self) -> AuthState:
+        return self._state
+
     async def authenticate(self, secret: str | None, *, ip: str | None = None) -> Principal:
-        """The principal of a valid, unexpired, unrevoked API token; raises Unauthenticated otherwise."""
+        """The principal of a valid, unexpired, unrevoked token of an enabled member; raises Unauthenticated."""
+        if secret and secret.startswith(tokens.SHORT_PREFIX):
+            return self._authenticate_short(secret)
         if not secret or not secret.startswith(tokens.API_PREFIX) or len(secret) > tokens.MAX_TOKEN_LENGTH:
             raise Unauthenticated("missing or malformed API token; send `Authorization: Bearer fm_…`")
         digest = tokens.hash_secret(secret)
         now = self._clock.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        cached = self._state.cached(digest, monotonic_now=now)
+        if cached is not None:
+            return cached
         # one lookup per token at a time: a burst of requests with a cold cache shares it
         inflight = self._inflight.get(digest)
         if inflight is None:
@@ -65,13 +109,84 @@ class IdentityService:
             inflight.add_done_callback(lambda _: self._inflight.pop(digest, None))
         principal = await asyncio.shield(inflight)
         if principal is None:
-            self._cache.pop(digest, None)
-            raise Unauthenticated("invalid, expired or revoked API token")
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[digest] = (now + CACHE_SECONDS, principal)
+            self._state.uncache(digest)
+            raise Unauthenticated("invalid, expired or revoked API token, or its member was disabled")
+        self._state.cache(digest, principal, until=now + CACHE_SECONDS)
         await self._repo.touch_token(principal.token_id, at=self._clock.now(), ip=ip)
         return principal
+
+    def _authenticate_short(self, secret: str) -> Principal:
+        claims = tokens.verify_claims(self._key, secret)
+        if claims is None or not isinstance(claims.get("exp"), int | float) or claims["exp"] <= self._clock.now():
+            raise Unauthenticated("invalid or expired short-lived token; mint a new one (POST /v1/tokens/short-lived)")
+        org_id, user_id, role = OrgId(claims["org"]), UserId(claims["uid"]), Role(claims["role"])
+        if not self._state.is_short_token_valid(parent=claims["tid"], org_id=org_id, user_id=user_id,
+                                                issued_at=claims["iat"]):
+            raise Unauthenticated("this short-lived token was revoked (its parent ended or its member changed)")
+        scopes = frozenset(Scope(s) for s in claims["scp"]) & role.scopes
+        return Principal(TokenId(claims["tid"]), user_id, org_id, self._state.region_of(org_id, Region(claims["reg"])),
+                         scopes, float(claims["w"]), role, short_lived=True)
+
+    async def mint_short_lived(self, *, parent: str, user_id: UserId, org_id: OrgId, scopes: frozenset[Scope] | None,
+                               ttl_seconds: int, ip: str | None = None) -> ShortLivedToken:
+        """A token valid for `ttl_seconds` (at most an hour), holding at most what the member's role allows now.
+
+        Raises InvalidRequest for a bad lifetime, NotFound when the user is not a member, Forbidden when the
+        scopes exceed the role.
+        """
+        if not 1 <= ttl_seconds <= SHORT_TOKEN_MAX_SECONDS:
+            raise InvalidRequest(f"ttl_seconds must be between 1 and {SHORT_TOKEN_MAX_SECONDS}, got {ttl_seconds}")
+        org, role = await self._repo.get_org(org_id), await self._repo.get_role(org_id, user_id)
+        if org is None or role is None:
+            raise NotFound(f"org {org_id!r} not found")
+        granted = role.scopes if scopes is None else scopes
+        _check_grantable(granted, role, role.scopes)
+        now = self._clock.now()
+        claims = {"v": 1, "tid": parent, "uid": user_id, "org": org_id, "reg": org.region.value, "w": org.weight,
+                  "scp": sorted(s.value for s in granted), "role": role.value, "iat": now,
+                  "exp": now + ttl_seconds, "jti": secrets.token_hex(8)}
+        await self._audit.record(AuditAction.SHORT_TOKEN_MINTED, org_id=org_id, actor=user_id, target=parent,
+                                 details={"ttl_seconds": str(ttl_seconds), "scopes": " ".join(claims["scp"])}, ip=ip)
+        return ShortLivedToken(tokens.sign_claims(self._key, claims), granted, now + ttl_seconds)
+
+    async def create_token(self, actor: Principal, *, name: str, scopes: frozenset[Scope], expires_in_days: int,
+                           ip: str | None = None) -> tuple[IssuedToken, TokenInfo]:
+        """An API token for the actor in the actor's org. Raises Forbidden for a Viewer, or for scopes beyond
+        the actor's role or the calling token; InvalidRequest for a bad expiry. Nothing is stored on refusal."""
+        if not 1 <= expires_in_days <= MAX_TOKEN_DAYS:
+            raise InvalidRequest(f"expires_in_days must be between 1 and {MAX_TOKEN_DAYS}, got {expires_in_days}")
+        if not actor.role.at_least(Role.MEMBER):
+            raise Forbidden(f"a {actor.role.value} cannot create API tokens; Members and above can")
+        if not scopes:
+            raise InvalidRequest("a token needs at least one scope (or a preset)")
+        _check_grantable(scopes, actor.role, actor.scopes)
+        issued = await self.issue_api_token(org_id=actor.org_id, user_id=actor.user_id, name=name, scopes=scopes,
+                                            expires_in_days=expires_in_days)
+        await self._audit.record(AuditAction.TOKEN_CREATED, org_id=actor.org_id, actor=actor.user_id,
+                                 target=issued.id, details={"scopes": " ".join(sorted(scopes))}, ip=ip)
+        info = await self._repo.get_token(actor.org_id, issued.id)
+        assert info is not None
+        return issued, info
+
+    async def find_tokens(self, actor: Principal, *, whole_org: bool) -> list[TokenInfo]:
+        """The actor's own tokens; the whole org's with `whole_org` (needs org:admin)."""
+        if whole_org and not actor.has(Scope.ORG_ADMIN):
+            raise Forbidden("listing every member's tokens needs the 'org:admin' scope")
+        return await self._repo.find_tokens(actor.org_id, None if whole_org else actor.user_id)
+
+    async def revoke_token(self, actor: Principal, token_id: str, *, ip: str | None = None) -> TokenInfo:
+        """Revoke now (idempotent). Another member's token needs org:admin; another org's token is NotFound."""
+        info = await self._repo.get_token(actor.org_id, token_id)
+        if info is None or (info.user_id != actor.user_id and not actor.has(Scope.ORG_ADMIN)):
+            raise NotFound(f"token {token_id!r} not found")
+        if info.revoked_at is None:
+            await self._repo.revoke_token(actor.org_id, info.id, at=self._clock.now())
+            await self._audit.record(AuditAction.TOKEN_REVOKED, org_id=actor.org_id, actor=actor.user_id,
+                                     target=info.id, ip=ip)
+        self._state.revoke_token(info.id, now=self._clock.now())
+        refreshed = await self._repo.get_token(actor.org_id, token_id)
+        assert refreshed is not None
+        return refreshed
 
     async def authenticate_worker(self, secret: str | None) -> WorkerPrincipal:
         if not secret or not secret.startswith(tokens.WORKER_PREFIX) or len(secret) > tokens.MAX_TOKEN_LENGTH:

@@ -103,8 +103,11 @@ class JobEvents:
 
     def sweep(self, now_mono: float, retention_seconds: float) -> int:
         """Forget the streams of jobs finished longer ago than the retention; returns how many went."""
-        old = [k for k, c in self._channels.items()
-               if c.finished_mono is not None and now_mono - c.finished_mono > retention_seconds]
+        old = [
+            k
+            for k, c in self._channels.items()
+            if c.finished_mono is not None and now_mono - c.finished_mono > retention_seconds
+        ]
         for key in old:
             del self._channels[key]
         return len(old)

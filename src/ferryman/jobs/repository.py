@@ -9,9 +9,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ferryman.jobs.models import Job, JobFailure, JobPage, JobState, Timings
@@ -22,15 +21,39 @@ from ferryman.types import JobId, OrgId, Priority, Region, Task, new_id
 t = tables.jobs
 
 _INSERT_JOB = insert(t)
-_FINISH_COLUMNS = ("state", "finished_at", "usage", "error_code", "error_message", "wait_ms", "worker_rtt_ms",
-                   "work_ms", "attempts", "fence", "worker_id", "dispatched_at", "started_at", "crashed_workers",
-                   "result")
+_FINISH_COLUMNS = (
+    "state",
+    "finished_at",
+    "usage",
+    "error_code",
+    "error_message",
+    "wait_ms",
+    "worker_rtt_ms",
+    "work_ms",
+    "attempts",
+    "fence",
+    "worker_id",
+    "dispatched_at",
+    "started_at",
+    "crashed_workers",
+    "result",
+)
 # built once: a statement object per call would be re-keyed for SQLAlchemy's cache on every job
-_FINISH_JOB = update(t).where(t.c.id == bindparam("job_id")).values({c: bindparam(c) for c in _FINISH_COLUMNS})
+_FINISH_JOB = (
+    update(t).where(t.c.id == bindparam("job_id")).values({c: bindparam(c) for c in _FINISH_COLUMNS})
+)
 
-_DISPATCH_JOB = update(t).where(t.c.id == bindparam("job_id")).values(
-    state=JobState.DISPATCHED.value, fence=bindparam("fence"), attempts=bindparam("attempts"),
-    worker_id=bindparam("worker_id"), dispatched_at=bindparam("dispatched_at"))
+_DISPATCH_JOB = (
+    update(t)
+    .where(t.c.id == bindparam("job_id"))
+    .values(
+        state=JobState.DISPATCHED.value,
+        fence=bindparam("fence"),
+        attempts=bindparam("attempts"),
+        worker_id=bindparam("worker_id"),
+        dispatched_at=bindparam("dispatched_at"),
+    )
+)
 
 _BLOB_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$")
 _SUMMARY_COLUMNS = [c for c in t.c if c.name not in ("payload", "result")]
@@ -50,7 +73,13 @@ def _dumps(value: Any) -> str:
 
 class JobRepository:
     def __init__(
-        self, *, region: Region, engine: AsyncEngine, writer: StoreWriter, cipher: PayloadCipher, blobs: LocalBlobStore,
+        self,
+        *,
+        region: Region,
+        engine: AsyncEngine,
+        writer: StoreWriter,
+        cipher: PayloadCipher,
+        blobs: LocalBlobStore,
     ) -> None:
         self.region = region
         self._blobs = blobs
@@ -62,13 +91,28 @@ class JobRepository:
         m = row._mapping
         error = JobFailure(m["error_code"], m["error_message"] or "") if m["error_code"] else None
         return Job(
-            id=JobId(m["id"]), org_id=OrgId(m["org_id"]), region=self.region, task=Task(m["task"]),
-            model=m["model"], priority=Priority(m["priority"]), state=JobState(m["state"]),
-            created_at=m["created_at"], deadline_at=m["deadline_at"], attempts=m["attempts"], fence=m["fence"],
-            worker_id=m["worker_id"], idempotency_key=m["idempotency_key"], request_digest=m["request_digest"],
-            webhook_url=m["webhook_url"], result=result, usage=json.loads(m["usage"]) if m["usage"] else {},
-            error=error, crashed_workers=tuple(json.loads(m["crashed_workers"] or "[]")),
-            dispatched_at=m["dispatched_at"], started_at=m["started_at"], finished_at=m["finished_at"],
+            id=JobId(m["id"]),
+            org_id=OrgId(m["org_id"]),
+            region=self.region,
+            task=Task(m["task"]),
+            model=m["model"],
+            priority=Priority(m["priority"]),
+            state=JobState(m["state"]),
+            created_at=m["created_at"],
+            deadline_at=m["deadline_at"],
+            attempts=m["attempts"],
+            fence=m["fence"],
+            worker_id=m["worker_id"],
+            idempotency_key=m["idempotency_key"],
+            request_digest=m["request_digest"],
+            webhook_url=m["webhook_url"],
+            result=result,
+            usage=json.loads(m["usage"]) if m["usage"] else {},
+            error=error,
+            crashed_workers=tuple(json.loads(m["crashed_workers"] or "[]")),
+            dispatched_at=m["dispatched_at"],
+            started_at=m["started_at"],
+            finished_at=m["finished_at"],
             timings=Timings(m["wait_ms"], m["worker_rtt_ms"], m["work_ms"]),
         )
 
@@ -92,10 +136,21 @@ class JobRepository:
         dispatch, its result) commit after it: the writer keeps their order."""
         sealed = await self._cipher.encrypt(job.org_id, _dumps(payload).encode(), aad=f"{job.id}:payload")
         values = dict(
-            id=job.id, org_id=job.org_id, task=job.task.value, model=job.model, priority=job.priority.value,
-            state=job.state.value, attempts=0, fence=0, idempotency_key=job.idempotency_key,
-            request_digest=job.request_digest, webhook_url=job.webhook_url, payload=sealed,
-            crashed_workers="[]", created_at=job.created_at, deadline_at=job.deadline_at,
+            id=job.id,
+            org_id=job.org_id,
+            task=job.task.value,
+            model=job.model,
+            priority=job.priority.value,
+            state=job.state.value,
+            attempts=0,
+            fence=0,
+            idempotency_key=job.idempotency_key,
+            request_digest=job.request_digest,
+            webhook_url=job.webhook_url,
+            payload=sealed,
+            crashed_workers="[]",
+            created_at=job.created_at,
+            deadline_at=job.deadline_at,
         )
 
         def write(conn: Connection) -> None:
@@ -112,15 +167,22 @@ class JobRepository:
 
     async def find_by_idempotency_key(self, org_id: OrgId, key: str) -> Job | None:
         async with self._engine.connect() as conn:
-            row = (await conn.execute(
-                select(t).where(and_(t.c.org_id == org_id, t.c.idempotency_key == key)))).first()
+            row = (
+                await conn.execute(select(t).where(and_(t.c.org_id == org_id, t.c.idempotency_key == key)))
+            ).first()
         if row is None:
             return None
         return self._row_to_job(row, await self._result(row))
 
     async def find_page(
-        self, org_id: OrgId, *, cursor: str | None, limit: int, state: JobState | None = None,
-        task: Task | None = None, model: str | None = None,
+        self,
+        org_id: OrgId,
+        *,
+        cursor: str | None,
+        limit: int,
+        state: JobState | None = None,
+        task: Task | None = None,
+        model: str | None = None,
     ) -> JobPage:
         """Newest first; `cursor` is the id of the last job of the previous page."""
         query = select(*_SUMMARY_COLUMNS).where(t.c.org_id == org_id)
@@ -159,10 +221,12 @@ class JobRepository:
 
         return self._writer.submit(write)
 
-    def record_dispatch(self, job_id: JobId, *, fence: int, attempts: int, worker_id: str,
-                        dispatched_at: float | None) -> asyncio.Future[Any]:
-        params = dict(job_id=job_id, fence=fence, attempts=attempts, worker_id=worker_id,
-                      dispatched_at=dispatched_at)
+    def record_dispatch(
+        self, job_id: JobId, *, fence: int, attempts: int, worker_id: str, dispatched_at: float | None
+    ) -> asyncio.Future[Any]:
+        params = dict(
+            job_id=job_id, fence=fence, attempts=attempts, worker_id=worker_id, dispatched_at=dispatched_at
+        )
 
         def write(conn: Connection) -> None:
             conn.execute(_DISPATCH_JOB, params)
@@ -175,12 +239,22 @@ class JobRepository:
         if result is not None:
             sealed = await self._cipher.encrypt(job.org_id, _dumps(result).encode(), aad=f"{job.id}:result")
         params = dict(
-            job_id=job.id, state=job.state.value, finished_at=job.finished_at,
-            usage=_dumps(job.usage) if job.usage else None, error_code=job.error.code if job.error else None,
-            error_message=job.error.message if job.error else None, wait_ms=job.timings.wait_ms,
-            worker_rtt_ms=job.timings.worker_rtt_ms, work_ms=job.timings.work_ms, attempts=job.attempts,
-            fence=job.fence, worker_id=job.worker_id, dispatched_at=job.dispatched_at, started_at=job.started_at,
-            crashed_workers=_dumps(list(job.crashed_workers)), result=sealed,
+            job_id=job.id,
+            state=job.state.value,
+            finished_at=job.finished_at,
+            usage=_dumps(job.usage) if job.usage else None,
+            error_code=job.error.code if job.error else None,
+            error_message=job.error.message if job.error else None,
+            wait_ms=job.timings.wait_ms,
+            worker_rtt_ms=job.timings.worker_rtt_ms,
+            work_ms=job.timings.work_ms,
+            attempts=job.attempts,
+            fence=job.fence,
+            worker_id=job.worker_id,
+            dispatched_at=job.dispatched_at,
+            started_at=job.started_at,
+            crashed_workers=_dumps(list(job.crashed_workers)),
+            result=sealed,
         )
 
         def write(conn: Connection) -> None:
@@ -188,7 +262,9 @@ class JobRepository:
 
         await self._writer.write(write)
 
-    async def store_blob(self, org_id: OrgId, job_id: JobId, name: str, content_type: str, data: bytes) -> None:
+    async def store_blob(
+        self, org_id: OrgId, job_id: JobId, name: str, content_type: str, data: bytes
+    ) -> None:
         """Seal a job's media output into the region blob directory and index it; replaces one of the same name."""
         if not _BLOB_NAME.match(name):
             raise ValueError(f"unsafe blob name {name!r}")
@@ -198,9 +274,17 @@ class JobRepository:
 
         def write(conn: Connection) -> None:
             conn.execute(delete(b).where(and_(b.c.job_id == job_id, b.c.name == name)))
-            conn.execute(insert(b).values(
-                id=new_id("blob"), org_id=org_id, job_id=job_id, name=name, content_type=content_type,
-                size_bytes=len(data), created_at=time.time()))
+            conn.execute(
+                insert(b).values(
+                    id=new_id("blob"),
+                    org_id=org_id,
+                    job_id=job_id,
+                    name=name,
+                    content_type=content_type,
+                    size_bytes=len(data),
+                    created_at=time.time(),
+                )
+            )
 
         await self._writer.write(write)
 
@@ -208,8 +292,13 @@ class JobRepository:
         """(content type, bytes) of a job's media output, or None; another org's blob is None too."""
         b = tables.blobs
         async with self._engine.connect() as conn:
-            row = (await conn.execute(select(b.c.content_type).where(
-                and_(b.c.org_id == org_id, b.c.job_id == job_id, b.c.name == name)))).first()
+            row = (
+                await conn.execute(
+                    select(b.c.content_type).where(
+                        and_(b.c.org_id == org_id, b.c.job_id == job_id, b.c.name == name)
+                    )
+                )
+            ).first()
         if row is None:
             return None
         sealed = await self._blobs.get(org_id, f"{job_id}.{name}")

@@ -42,8 +42,13 @@ class JobService:
     """Creates jobs and answers for them; the queue node moves them through their lifecycle."""
 
     def __init__(
-        self, *, repos: Mapping[Region, JobRepository], nodes: Mapping[Region, QueueClient], events: JobEvents,
-        clock: Clock, settings: JobSettings,
+        self,
+        *,
+        repos: Mapping[Region, JobRepository],
+        nodes: Mapping[Region, QueueClient],
+        events: JobEvents,
+        clock: Clock,
+        settings: JobSettings,
     ) -> None:
         self._repos, self._nodes, self._events = repos, nodes, events
         self._clock, self._settings = clock, settings
@@ -69,11 +74,14 @@ class JobService:
             raise InvalidRequest(f"region {spec.region.value!r} is not served here")
         info = node.model_info(spec.model)
         if info is None:
-            raise NotFound(f"model {spec.model!r} is not served in region {spec.region}; GET /v1/models lists models")
+            raise NotFound(
+                f"model {spec.model!r} is not served in region {spec.region}; GET /v1/models lists models"
+            )
         if spec.task not in info.tasks:
             raise InvalidRequest(
                 f"model {spec.model!r} does not serve task {spec.task.value!r}; it serves "
-                f"{sorted(t.value for t in info.tasks)}")
+                f"{sorted(t.value for t in info.tasks)}"
+            )
         repo = self._repos[spec.region]
         if spec.idempotency_key and (seen := await self._replay(repo, spec)) is not None:
             return seen, False
@@ -83,9 +91,17 @@ class JobService:
         now = self._clock.now()
         deadline = spec.deadline_seconds or self._settings.default_deadline_seconds[spec.priority.value]
         job = Job(
-            id=JobId(new_id(f"job_{spec.region.value}")), org_id=spec.org_id, region=spec.region, task=spec.task,
-            model=spec.model, priority=spec.priority, state=JobState.QUEUED, created_at=now,
-            deadline_at=now + deadline, idempotency_key=spec.idempotency_key, request_digest=spec.request_digest,
+            id=JobId(new_id(f"job_{spec.region.value}")),
+            org_id=spec.org_id,
+            region=spec.region,
+            task=spec.task,
+            model=spec.model,
+            priority=spec.priority,
+            state=JobState.QUEUED,
+            created_at=now,
+            deadline_at=now + deadline,
+            idempotency_key=spec.idempotency_key,
+            request_digest=spec.request_digest,
             webhook_url=spec.webhook_url,
         )
         if not acknowledge and not spec.idempotency_key:
@@ -139,8 +155,15 @@ class JobService:
         return job, info
 
     async def find_page(
-        self, org_id: OrgId, region: Region, *, cursor: str | None, limit: int, state: JobState | None,
-        task: Task | None, model: str | None,
+        self,
+        org_id: OrgId,
+        region: Region,
+        *,
+        cursor: str | None,
+        limit: int,
+        state: JobState | None,
+        task: Task | None,
+        model: str | None,
     ) -> JobPage:
         if cursor is not None:
             cursor_region = region_of(cursor)
@@ -148,7 +171,8 @@ class JobService:
                 raise InvalidRequest("cursor is not a job id from a previous page")
             region = cursor_region
         page = await self._repos[region].find_page(
-            org_id, cursor=cursor, limit=limit, state=state, task=task, model=model)
+            org_id, cursor=cursor, limit=limit, state=state, task=task, model=model
+        )
         node = self._nodes[region]
         return JobPage([node.live_job(j.id) or j for j in page.jobs], page.next_cursor)
 

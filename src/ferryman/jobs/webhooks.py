@@ -58,8 +58,14 @@ def _is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
-    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast
-                or ip.is_unspecified)
+    return not (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_reserved
+        or ip.is_multicast
+        or ip.is_unspecified
+    )
 
 
 async def check_url(url: str, *, allow_private: bool) -> None:
@@ -90,8 +96,13 @@ class WebhookSender:
     """Delivers webhooks in background tasks it owns; `aclose` waits a moment for them, then cancels."""
 
     def __init__(
-        self, *, client: httpx.AsyncClient, secret_for: Callable[[str], Awaitable[str]], allow_private: bool,
-        max_attempts: int, backoff_seconds: float,
+        self,
+        *,
+        client: httpx.AsyncClient,
+        secret_for: Callable[[str], Awaitable[str]],
+        allow_private: bool,
+        max_attempts: int,
+        backoff_seconds: float,
     ) -> None:
         self._client = client
         self._secret_for = secret_for
@@ -113,9 +124,13 @@ class WebhookSender:
             try:
                 await check_url(url, allow_private=self._allow_private)
                 timestamp = int(time.time())
-                headers = {"webhook-id": msg_id, "webhook-timestamp": str(timestamp),
-                           "webhook-signature": sign(secret, msg_id, timestamp, body),
-                           "content-type": "application/json", "user-agent": "ferryman-webhooks/1"}
+                headers = {
+                    "webhook-id": msg_id,
+                    "webhook-timestamp": str(timestamp),
+                    "webhook-signature": sign(secret, msg_id, timestamp, body),
+                    "content-type": "application/json",
+                    "user-agent": "ferryman-webhooks/1",
+                }
                 response = await self._client.post(url, content=body, headers=headers)
                 if response.status_code < 300:
                     log.info("webhook.delivered", msg_id=msg_id, attempt=attempt)

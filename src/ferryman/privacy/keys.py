@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import insert, select
-from sqlalchemy import Connection
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ferryman.store import StoreWriter, tables
@@ -63,8 +62,11 @@ class PayloadCipher:
         if key := self._keys.get(org_id):
             return key
         async with self._engine.connect() as conn:
-            row = (await conn.execute(select(tables.org_keys.c.wrapped_key).where(
-                tables.org_keys.c.org_id == org_id))).first()
+            row = (
+                await conn.execute(
+                    select(tables.org_keys.c.wrapped_key).where(tables.org_keys.c.org_id == org_id)
+                )
+            ).first()
         if row is None:
             key = await self._writer.write(lambda conn: self._create_key(conn, org_id))
         else:
@@ -73,14 +75,18 @@ class PayloadCipher:
         return key
 
     def _create_key(self, conn: Connection, org_id: str) -> bytes:
-        row = (conn.execute(select(tables.org_keys.c.wrapped_key).where(
-            tables.org_keys.c.org_id == org_id))).first()
+        row = (
+            conn.execute(select(tables.org_keys.c.wrapped_key).where(tables.org_keys.c.org_id == org_id))
+        ).first()
         aad = f"{self._region}:{org_id}".encode()
         if row is not None:
             return _open(self._master, row.wrapped_key, aad)
         key = AESGCM.generate_key(bit_length=256)
-        conn.execute(insert(tables.org_keys).values(
-            org_id=org_id, wrapped_key=_seal(self._master, key, aad), created_at=time.time()))
+        conn.execute(
+            insert(tables.org_keys).values(
+                org_id=org_id, wrapped_key=_seal(self._master, key, aad), created_at=time.time()
+            )
+        )
         return key
 
     async def encrypt(self, org_id: str, plaintext: bytes, *, aad: str) -> bytes:

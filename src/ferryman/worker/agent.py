@@ -94,9 +94,15 @@ class WorkerAgent:
     async def _session(self) -> None:
         headers = {"Authorization": f"Bearer {self._settings.token}"}
         try:
-            ws = await connect(connect_url(self._settings.url), additional_headers=headers,
-                               ssl=self._settings.ssl_context, max_size=p.MAX_FRAME_BYTES, open_timeout=10,
-                               ping_interval=10, ping_timeout=20)
+            ws = await connect(
+                connect_url(self._settings.url),
+                additional_headers=headers,
+                ssl=self._settings.ssl_context,
+                max_size=p.MAX_FRAME_BYTES,
+                open_timeout=10,
+                ping_interval=10,
+                ping_timeout=20,
+            )
         except InvalidStatus as exc:
             raise OSError(f"handshake refused with HTTP {exc.response.status_code}") from exc
         self._ws = ws
@@ -117,16 +123,30 @@ class WorkerAgent:
 
     async def _register(self, ws: ClientConnection) -> None:
         offers = tuple(self._backend.offers())
-        await ws.send(p.encode(p.Register(
-            worker_id=self._settings.worker_id, region=self._settings.region, models=offers,
-            slots=self._settings.slots, backend=self._backend.name, hardware=self._settings.hardware or {})))
+        await ws.send(
+            p.encode(
+                p.Register(
+                    worker_id=self._settings.worker_id,
+                    region=self._settings.region,
+                    models=offers,
+                    slots=self._settings.slots,
+                    backend=self._backend.name,
+                    hardware=self._settings.hardware or {},
+                )
+            )
+        )
         reply = p.decode_node_message(await asyncio.wait_for(ws.recv(), 10))
         if isinstance(reply, p.ErrorMessage):
             raise Unrecoverable(f"queue node refused this worker: {reply.code}: {reply.message}")
         if isinstance(reply, p.Registered):
             self._lease_seconds = reply.lease_seconds
-            log.info("worker.registered", worker_id=self._settings.worker_id, region=self._settings.region,
-                     models=[o.name for o in offers], slots=self._settings.slots)
+            log.info(
+                "worker.registered",
+                worker_id=self._settings.worker_id,
+                region=self._settings.region,
+                models=[o.name for o in offers],
+                slots=self._settings.slots,
+            )
 
     def _on_frame(self, message: p.Message) -> None:
         if isinstance(message, p.JobDispatch):
@@ -160,36 +180,72 @@ class WorkerAgent:
         renewer = asyncio.get_running_loop().create_task(self._renew(job))
         started = time.perf_counter()
         try:
-            item = WorkItem(job_id=job.job_id, task=Task(job.task), model=job.model, payload=job.payload,
-                            attempt=job.attempt)
+            item = WorkItem(
+                job_id=job.job_id,
+                task=Task(job.task),
+                model=job.model,
+                payload=job.payload,
+                attempt=job.attempt,
+            )
             async for chunk in self._backend.run(item):
                 if isinstance(chunk, Delta):
                     await self._send(p.JobChunk(job_id=job.job_id, fence=job.fence, data=chunk.data))
                 elif isinstance(chunk, Progress):
-                    await self._send(p.JobProgress(job_id=job.job_id, fence=job.fence, progress=chunk.fraction,
-                                                   message=chunk.message))
+                    await self._send(
+                        p.JobProgress(
+                            job_id=job.job_id, fence=job.fence, progress=chunk.fraction, message=chunk.message
+                        )
+                    )
                 elif isinstance(chunk, Blob):
                     await self._send_blob(job, chunk)
                 elif isinstance(chunk, Output):
                     work_ms = (time.perf_counter() - started) * 1000
-                    await self._send(p.JobResult(job_id=job.job_id, fence=job.fence, output=chunk.output,
-                                                 usage=chunk.usage, work_ms=work_ms))
+                    await self._send(
+                        p.JobResult(
+                            job_id=job.job_id,
+                            fence=job.fence,
+                            output=chunk.output,
+                            usage=chunk.usage,
+                            work_ms=work_ms,
+                        )
+                    )
                     self.jobs_done += 1
                     return
             raise BackendError("no_output", f"backend {self._backend.name} ended without an output")
         except BackendError as exc:
-            await self._send(p.JobError(job_id=job.job_id, fence=job.fence, code=exc.code, message=exc.message,
-                                        retryable=exc.retryable))
+            await self._send(
+                p.JobError(
+                    job_id=job.job_id,
+                    fence=job.fence,
+                    code=exc.code,
+                    message=exc.message,
+                    retryable=exc.retryable,
+                )
+            )
         except ValueError as exc:
-            await self._send(p.JobError(job_id=job.job_id, fence=job.fence, code="invalid_input",
-                                        message=str(exc), retryable=False))
+            await self._send(
+                p.JobError(
+                    job_id=job.job_id,
+                    fence=job.fence,
+                    code="invalid_input",
+                    message=str(exc),
+                    retryable=False,
+                )
+            )
         finally:
             renewer.cancel()
 
     async def _send_blob(self, job: p.JobDispatch, blob: Blob) -> None:
         if self._ws is not None:
-            frame = p.encode_blob(p.JobBlob(job_id=job.job_id, fence=job.fence, name=blob.name,
-                                            content_type=blob.content_type, data=blob.data))
+            frame = p.encode_blob(
+                p.JobBlob(
+                    job_id=job.job_id,
+                    fence=job.fence,
+                    name=blob.name,
+                    content_type=blob.content_type,
+                    data=blob.data,
+                )
+            )
             with contextlib.suppress(ConnectionClosed):
                 await self._ws.send(frame)
 

@@ -24,19 +24,30 @@ router = APIRouter()
 MAX_PAGE = 100
 
 
-def _respond(job: Job, queue: QueueInfo | None, started: float, *, waited: bool, status: int | None = None) -> Response:
+def _respond(
+    job: Job, queue: QueueInfo | None, started: float, *, waited: bool, status: int | None = None
+) -> Response:
     handler_ms = (time.perf_counter() - started) * 1000
     code = status or (200 if job.state.is_terminal else 202)
-    return JSONResponse(job_view(job, queue), status_code=code, headers={
-        "Server-Timing": server_timing(job, handler_ms=handler_ms, waited_here=waited),
-        "Location": f"/v1/jobs/{job.id}"})
+    return JSONResponse(
+        job_view(job, queue),
+        status_code=code,
+        headers={
+            "Server-Timing": server_timing(job, handler_ms=handler_ms, waited_here=waited),
+            "Location": f"/v1/jobs/{job.id}",
+        },
+    )
 
 
 def _sse(event: JobEvent, data: dict[str, Any]) -> bytes:
-    return f"id: {event.seq}\nevent: {event.kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    return (
+        f"id: {event.seq}\nevent: {event.kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    )
 
 
-async def _render_events(jobs: JobService, job_id: str, events: AsyncIterator[JobEvent]) -> AsyncIterator[bytes]:
+async def _render_events(
+    jobs: JobService, job_id: str, events: AsyncIterator[JobEvent]
+) -> AsyncIterator[bytes]:
     async for event in events:
         if event.kind == "done":
             final = jobs.final(job_id)
@@ -46,25 +57,39 @@ async def _render_events(jobs: JobService, job_id: str, events: AsyncIterator[Jo
 
 
 def _stream(jobs: JobService, job: Job, events: AsyncIterator[JobEvent], created: bool) -> Response:
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Ferryman-Job-Id": job.id,
-               "Location": f"/v1/jobs/{job.id}"}
-    return StreamingResponse(_render_events(jobs, job.id, events), media_type="text/event-stream",
-                             headers=headers, status_code=200)
+    headers = {
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+        "Ferryman-Job-Id": job.id,
+        "Location": f"/v1/jobs/{job.id}",
+    }
+    return StreamingResponse(
+        _render_events(jobs, job.id, events), media_type="text/event-stream", headers=headers, status_code=200
+    )
 
 
 @router.post("/jobs")
 async def create_job(
-    request: Request, principal: JobsWriter, jobs: Jobs,
+    request: Request,
+    principal: JobsWriter,
+    jobs: Jobs,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
     started = time.perf_counter()
     raw = await request.body()
     body = parse_body(JobCreate, raw)
     spec = JobSpec(
-        org_id=principal.org_id, region=principal.region, task=body.task, model=body.model,
-        priority=body.priority, payload={**body.input, "stream": True} if body.stream else body.input,
-        idempotency_key=idempotency_key, request_digest=hashlib.sha256(raw).hexdigest() if idempotency_key else None,
-        webhook_url=body.webhook_url, deadline_seconds=body.deadline_seconds, weight=principal.weight,
+        org_id=principal.org_id,
+        region=principal.region,
+        task=body.task,
+        model=body.model,
+        priority=body.priority,
+        payload={**body.input, "stream": True} if body.stream else body.input,
+        idempotency_key=idempotency_key,
+        request_digest=hashlib.sha256(raw).hexdigest() if idempotency_key else None,
+        webhook_url=body.webhook_url,
+        deadline_seconds=body.deadline_seconds,
+        weight=principal.weight,
     )
     job, created = await jobs.submit(spec, acknowledge=not body.wait)
     if body.stream:
@@ -87,17 +112,32 @@ async def get_job(job_id: str, principal: JobsReader, jobs: Jobs) -> Response:
 
 @router.get("/jobs")
 async def list_jobs(
-    principal: JobsReader, jobs: Jobs,
+    principal: JobsReader,
+    jobs: Jobs,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
-    status: JobState | None = None, task: Task | None = None,
+    status: JobState | None = None,
+    task: Task | None = None,
     model: Annotated[str | None, Query(max_length=200)] = None,
     region: Region | None = None,
 ) -> Response:
-    page = await jobs.find_page(principal.org_id, region or principal.region, cursor=cursor, limit=limit,
-                                state=status, task=task, model=model)
-    return JSONResponse({"object": "list", "data": [job_view(j) for j in page.jobs],
-                         "next_cursor": page.next_cursor, "has_more": page.next_cursor is not None})
+    page = await jobs.find_page(
+        principal.org_id,
+        region or principal.region,
+        cursor=cursor,
+        limit=limit,
+        state=status,
+        task=task,
+        model=model,
+    )
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [job_view(j) for j in page.jobs],
+            "next_cursor": page.next_cursor,
+            "has_more": page.next_cursor is not None,
+        }
+    )
 
 
 @router.post("/jobs/{job_id}/cancel")
@@ -109,7 +149,9 @@ async def cancel_job(job_id: str, principal: JobsWriter, jobs: Jobs) -> Response
 
 @router.get("/jobs/{job_id}/events")
 async def job_events(
-    job_id: str, principal: JobsReader, jobs: Jobs,
+    job_id: str,
+    principal: JobsReader,
+    jobs: Jobs,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> Response:
     after = 0

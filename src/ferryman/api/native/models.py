@@ -17,8 +17,9 @@ async def list_models(principal: CurrentPrincipal, container: AppContainer) -> J
     catalog: dict[str, dict[str, Any]] = {}
     for region, node in container.nodes.items():
         for info in node.models():
-            entry = catalog.setdefault(info.name, {"id": info.name, "object": "model", "tasks": set(),
-                                                   "regions": []})
+            entry = catalog.setdefault(
+                info.name, {"id": info.name, "object": "model", "tasks": set(), "regions": []}
+            )
             entry["tasks"] |= {t.value for t in info.tasks}
             entry["regions"].append({"region": region.value, "workers": info.workers, "warm": info.warm})
     data = [{**e, "tasks": sorted(e["tasks"])} for _, e in sorted(catalog.items())]

@@ -16,5 +16,12 @@ async def get_org(principal: OrgAdmin, container: AppContainer) -> JSONResponse:
     org = await container.identity.get_org(principal.org_id)
     if org is None:
         raise NotFound("organization not found")
-    return JSONResponse({"id": org.id, "object": "org", "name": org.name, "region": org.region.value,
-                         "webhook_secret": org.webhook_secret})
+    return JSONResponse(
+        {
+            "id": org.id,
+            "object": "org",
+            "name": org.name,
+            "region": org.region.value,
+            "webhook_secret": org.webhook_secret,
+        }
+    )

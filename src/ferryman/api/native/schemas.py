@@ -37,19 +37,36 @@ def _with_urls(value: Any, job_id: str) -> Any:
 
 def job_view(job: Job, queue: QueueInfo | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
-        "id": job.id, "object": "job", "status": job.state.value, "task": job.task.value, "model": job.model,
-        "priority": job.priority.value, "region": job.region.value, "attempts": job.attempts,
+        "id": job.id,
+        "object": "job",
+        "status": job.state.value,
+        "task": job.task.value,
+        "model": job.model,
+        "priority": job.priority.value,
+        "region": job.region.value,
+        "attempts": job.attempts,
         "worker_id": job.worker_id,
-        "created_at": job.created_at, "dispatched_at": job.dispatched_at, "started_at": job.started_at,
-        "finished_at": job.finished_at, "deadline_at": job.deadline_at,
-        "timings": {"wait_ms": job.timings.wait_ms, "worker_rtt_ms": job.timings.worker_rtt_ms,
-                    "work_ms": job.timings.work_ms},
-        "queue": None, "result": _with_urls(job.result, job.id) if job.result is not None else None,
-        "usage": job.usage or None, "error": None,
+        "created_at": job.created_at,
+        "dispatched_at": job.dispatched_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "deadline_at": job.deadline_at,
+        "timings": {
+            "wait_ms": job.timings.wait_ms,
+            "worker_rtt_ms": job.timings.worker_rtt_ms,
+            "work_ms": job.timings.work_ms,
+        },
+        "queue": None,
+        "result": _with_urls(job.result, job.id) if job.result is not None else None,
+        "usage": job.usage or None,
+        "error": None,
     }
     if queue is not None:
-        view["queue"] = {"position": queue.position, "wait_reason": queue.wait_reason,
-                         "estimated_start_seconds": queue.estimated_start_seconds}
+        view["queue"] = {
+            "position": queue.position,
+            "wait_reason": queue.wait_reason,
+            "estimated_start_seconds": queue.estimated_start_seconds,
+        }
     if job.error is not None:
         view["error"] = {"code": job.error.code, "message": job.error.message}
     return view

@@ -63,7 +63,9 @@ def _wav_silence(seconds: float, rate: int = 16000) -> bytes:
     samples = int(seconds * rate)
     data = b"\x00\x00" * samples
     header = b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt "
-    header += struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", len(data))
+    header += (
+        struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", len(data))
+    )
     return header + data
 
 
@@ -87,8 +89,11 @@ class EchoBackend:
             await asyncio.sleep(sleep_ms / 1000)
         fail = payload.get("fail")
         if isinstance(fail, dict):
-            raise BackendError(str(fail.get("code", "echo_failure")), "echo was asked to fail",
-                               retryable=bool(fail.get("retryable", False)))
+            raise BackendError(
+                str(fail.get("code", "echo_failure")),
+                "echo was asked to fail",
+                retryable=bool(fail.get("retryable", False)),
+            )
         if item.task in (Task.CHAT, Task.COMPLETION):
             async for chunk in self._text(item):
                 yield chunk
@@ -113,11 +118,17 @@ class EchoBackend:
                 yield Delta({"index": 0, key: word if i == 0 else " " + word})
         reply = " ".join(words)
         prompt_tokens = _prompt_tokens(item.payload)
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(words),
-                 "total_tokens": prompt_tokens + len(words)}
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(words),
+            "total_tokens": prompt_tokens + len(words),
+        }
         if item.task is Task.CHAT:
-            choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": reply},
-                                      "finish_reason": finish}
+            choice: dict[str, Any] = {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply},
+                "finish_reason": finish,
+            }
         else:
             choice = {"index": 0, "text": reply, "finish_reason": finish}
         yield Output({"choices": [choice]}, usage)
@@ -133,9 +144,13 @@ class EchoBackend:
     def _media(self, item: WorkItem) -> list[Chunk]:
         if item.task is Task.SPEECH:
             audio = _wav_silence(0.1)
-            return [Blob("speech.wav", "audio/wav", audio),
-                    Output({"audio": {"blob": "speech.wav", "content_type": "audio/wav", "format": "wav"}},
-                           {"characters": len(str(item.payload.get("input", "")))})]
+            return [
+                Blob("speech.wav", "audio/wav", audio),
+                Output(
+                    {"audio": {"blob": "speech.wav", "content_type": "audio/wav", "format": "wav"}},
+                    {"characters": len(str(item.payload.get("input", "")))},
+                ),
+            ]
         count = int(item.payload.get("num_images", 1) or 1) if item.task is Task.IMAGE else 1
         chunks: list[Chunk] = []
         images = []
@@ -143,5 +158,7 @@ class EchoBackend:
             name = f"image-{i}.bin"
             chunks.append(Blob(name, "application/octet-stream", f"echo image {i}".encode()))
             images.append({"blob": name, "width": 1, "height": 1, "content_type": "application/octet-stream"})
-        chunks.append(Output({"images": images, "seed": item.payload.get("seed", 0)}, {"images": len(images)}))
+        chunks.append(
+            Output({"images": images, "seed": item.payload.get("seed", 0)}, {"images": len(images)})
+        )
         return chunks
