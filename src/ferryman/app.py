@@ -10,7 +10,11 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from ferryman.api import health
+from ferryman.api.anthropic import create_anthropic_app
+from ferryman.api.fal import create_fal_app
 from ferryman.api.native import create_native_app
+from ferryman.api.openai import create_openai_app
+from ferryman.api.signed_urls import UrlSigner, media_route
 from ferryman.api.workers import worker_endpoint
 from ferryman.clock import Clock
 from ferryman.config import Settings
@@ -28,11 +32,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                 on_ready(container)
             yield {"container": container}
 
+    signer = UrlSigner(settings.data_dir / "url-signing.key")
+    limit = settings.max_body_bytes
     routes = [
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),
         Route("/metrics", health.metrics),
         WebSocketRoute("/v1/workers/connect", worker_endpoint),
+        media_route(signer),
+        Mount("/openai/v1", app=create_openai_app(signer=signer, max_body_bytes=limit)),
+        Mount("/anthropic/v1", app=create_anthropic_app(signer=signer, max_body_bytes=limit)),
+        Mount("/fal", app=create_fal_app(signer=signer, max_body_bytes=limit)),
         Mount("/v1", app=create_native_app(max_body_bytes=settings.max_body_bytes)),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -215,6 +215,29 @@ def orgs_create(
     print(secret)
 
 
+@app.command("config-docs")
+def config_docs(
+    output: Annotated[Path, typer.Option(help="Where to write the page.")] = Path("docs/configuration.md"),
+) -> None:
+    """Write docs/configuration.md from the settings' declarations."""
+    from ferryman.config import settings_markdown
+
+    output.write_text(settings_markdown())
+    console.print(f"wrote {output}")
+
+
+
+@app.command("config-docs")
+def config_docs(
+    output: Annotated[Path, typer.Option(help="Where to write the page.")] = Path("docs/configuration.md"),
+) -> None:
+    """Write docs/configuration.md from the settings' declarations."""
+    from ferryman.config import settings_markdown
+
+    output.write_text(settings_markdown())
+    console.print(f"wrote {output}")
+
+
 def main() -> None:
     with contextlib.suppress(KeyboardInterrupt):
         app()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -57,6 +57,57 @@ class Settings(BaseSettings):
     dev: bool = Field(False, description="Serve the `echo` test backend instead of the real model in `ferryman up`.")
     model_name: str = Field("smollm2-135m", description="Name under which `ferryman up` serves its local model.")
     worker_slots: int = Field(1, description="Slots of each local worker `ferryman up` starts.")
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate (chain) to serve HTTPS and WSS with; plain HTTP when unset.")
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_ca_file: Path | None = Field(
+        None, description="CA bundle the local workers of `ferryman up` verify the API's certificate with "
+        "(default: the system's trust store).")
+    speech_workers: bool = Field(
+        True, description="`ferryman up` also starts espeak (speech) and pocketsphinx (transcription) workers "
+        "when their engines are installed.")
+
+    # identity and sign-in (docs/identity.md)
+    public_base_url: str | None = Field(
+        None, description="URL users reach Ferryman at (OAuth callbacks, invitation links); default http://host:port."
+    )
+    secret_key: SecretStr | None = Field(
+        None, description="Key signing short-lived tokens and CSRF tokens; share it between API nodes. "
+        "Default: generated once into the data dir (secret-key)."
+    )
+    invite_required: bool = Field(False, description="Only people with an invitation may sign up.")
+    session_lifetime_seconds: float = Field(14 * 86400.0, description="Lifetime of a browser session.")
+    github_client_id: str | None = Field(
+        None, description="GitHub OAuth app client id; GitHub sign-in is off without it."
+    )
+    github_client_secret: SecretStr | None = Field(None, description="GitHub OAuth app client secret.")
+    github_authorize_url: str = Field(
+        "https://github.com/login/oauth/authorize", description="GitHub's OAuth authorization endpoint."
+    )
+    github_token_url: str = Field(
+        "https://github.com/login/oauth/access_token", description="GitHub's OAuth token endpoint."
+    )
+    github_api_url: str = Field("https://api.github.com/", description="GitHub's REST API base (for /user).")
+    google_client_id: str | None = Field(
+        None, description="Google OAuth client id; Google sign-in is off without it."
+    )
+    google_client_secret: SecretStr | None = Field(None, description="Google OAuth client secret.")
+    google_discovery_url: str = Field(
+        "https://accounts.google.com/.well-known/openid-configuration",
+        description="OpenID Connect discovery document of the Google (or any OIDC) provider.",
+    )
+    oauth_timeout_seconds: float = Field(10.0, description="Timeout of each call to an OAuth provider.")
+    smtp_host: str | None = Field(
+        None, description="SMTP server for invitation emails; none: links are shown only."
+    )
+    smtp_port: int = Field(25, description="SMTP server port.")
+    smtp_sender: str = Field("ferryman@localhost", description="From address of invitation emails.")
+    smtp_username: str | None = Field(None, description="SMTP user name, if the server needs one.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+
+    def base_url(self) -> str:
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     def region_database_url(self, region: str) -> str:
         if url := self.region_database_urls.get(region):
@@ -68,3 +119,25 @@ class Settings(BaseSettings):
 
     def region_dir(self, region: str) -> Path:
         return self.data_dir / "regions" / region
+
+
+def settings_markdown() -> str:
+    """docs/configuration.md, generated from the declarations above (`ferryman config-docs` writes it)."""
+    lines = [
+        "# Configuration",
+        "",
+        "Every setting is an environment variable `FERRYMAN_<NAME>` (nested values use `__`, dicts take JSON).",
+        "This page is generated from `ferryman.config.Settings` by `ferryman config-docs`; a test keeps them equal.",
+        "",
+        "| setting | environment variable | type | default | description |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, field in Settings.model_fields.items():
+        if name == "data_dir":
+            shown = "`./.ferryman` (or `$FERRYMAN_HOME`)"
+        else:
+            shown = f"`{field.get_default(call_default_factory=True)!r}`"
+        kind = str(field.annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
+        row = f"| `{name}` | `FERRYMAN_{name.upper()}` | `{kind}` | {shown} | {field.description or ''} |"
+        lines.append(row.replace(" | None", " \\| None"))
+    return "\n".join(lines) + "\n"

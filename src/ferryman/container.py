@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 import structlog
 from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ferryman import dispatch, identity, jobs, privacy, store
 from ferryman.clock import Clock, SystemClock
@@ -26,6 +27,7 @@ class Container:
     # fields named like a package come last: from their line on, the name means the field in this class body
     webhooks: jobs.WebhookSender
     bootstrap: identity.Bootstrap
+    accounts: identity.Accounts
     nodes: dict[Region, dispatch.QueueNode]
     identity: identity.IdentityService
     jobs: jobs.JobService
@@ -49,8 +51,8 @@ async def open_container(settings: Settings, *, clock: Clock | None = None) -> A
         global_writer = store.StoreWriter(global_engine, name="global")
         global_writer.start()
         stack.push_async_callback(global_writer.stop)
-        identity_service = identity.IdentityService(
-            repo=identity.IdentityRepository(engine=global_engine, writer=global_writer), clock=clock)
+        accounts = _open_accounts(settings, engine=global_engine, writer=global_writer, clock=clock)
+        identity_service = accounts.identity
 
         http = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
         stack.push_async_callback(http.aclose)
@@ -96,11 +98,11 @@ async def open_container(settings: Settings, *, clock: Clock | None = None) -> A
                                       allow_private_webhooks=settings.allow_private_webhooks))
         boot = await identity_service.bootstrap(settings.data_dir, regions)
         yield Container(settings=settings, clock=clock, registry=registry, identity=identity_service,
-                        jobs=job_service, nodes=nodes, webhooks=webhooks, bootstrap=boot)
+                        jobs=job_service, nodes=nodes, webhooks=webhooks, bootstrap=boot, accounts=accounts)
 
 
 @contextlib.asynccontextmanager
-async def open_identity(settings: Settings) -> AsyncIterator[identity.IdentityService]:
+async def open_accounts(settings: Settings) -> AsyncIterator[identity.Accounts]:
     """The global store alone, for operator commands that run beside (or without) a server."""
     engine = store.create_engine(settings.global_url())
     try:
@@ -108,9 +110,32 @@ async def open_identity(settings: Settings) -> AsyncIterator[identity.IdentitySe
         writer = store.StoreWriter(engine, name="global-cli")
         writer.start()
         try:
-            yield identity.IdentityService(repo=identity.IdentityRepository(engine=engine, writer=writer),
-                                           clock=SystemClock())
+            yield _open_accounts(settings, engine=engine, writer=writer, clock=SystemClock())
         finally:
             await writer.stop()
     finally:
         await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def open_identity(settings: Settings) -> AsyncIterator[identity.IdentityService]:
+    async with open_accounts(settings) as accounts:
+        yield accounts.identity
+
+
+def _open_accounts(settings: Settings, *, engine: AsyncEngine, writer: store.StoreWriter,
+                   clock: Clock) -> identity.Accounts:
+    """Wire the identity services; the signing key comes from settings or, by default, the data dir."""
+    key = (settings.secret_key.get_secret_value().encode() if settings.secret_key
+           else identity.load_or_create_secret_key(settings.data_dir / "secret-key"))
+    mailer = None
+    if settings.smtp_host:
+        mailer = identity.SmtpMailer(
+            host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_sender,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            starttls=settings.smtp_starttls)
+    return identity.build_accounts(
+        engine=engine, writer=writer, clock=clock, key=key, mailer=mailer, link_base=settings.base_url(),
+        regions=[Region(r) for r in settings.regions], invite_required=settings.invite_required,
+        session_lifetime_seconds=settings.session_lifetime_seconds)

@@ -8,10 +8,10 @@ pub/sub); docs/identity.md and docs/adr/0003-short-lived-tokens.md describe it.
 from __future__ import annotations
 
 from ferryman.identity.models import Principal
-from ferryman.types import OrgId, Region, TokenId, UserId
+from ferryman.types import OrgId, Region, UserId
 
 MAX_CACHED = 10_000
-SHORT_TOKEN_MAX_SECONDS = 3600.0
+SHORT_TOKEN_MAX_SECONDS = 3600
 
 
 class AuthState:

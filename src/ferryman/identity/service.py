@@ -74,6 +74,19 @@ def write_secret_file(path: Path, secret: str) -> None:
     os.replace(tmp, path)
 
 
+def load_or_create_secret_key(path: Path) -> bytes:
+    """The key that signs short-lived tokens and CSRF tokens: 32 random bytes kept in the data dir (mode 600).
+
+    Scaled out, every API node must share it: configure `secret_key` instead (docs/adr/0003-short-lived-tokens.md).
+    """
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError):
+        key = secrets.token_bytes(32)
+        write_secret_file(path, key.hex())
+        return key
+
+
 class IdentityService:
     """Authenticates API tokens (database, cached 2 s) and short-lived tokens (signature only), and manages
     API tokens. Every revocation goes through `state`, so it holds in this process from the next request on."""
@@ -141,12 +154,12 @@ class IdentityService:
             raise NotFound(f"org {org_id!r} not found")
         granted = role.scopes if scopes is None else scopes
         _check_grantable(granted, role, role.scopes)
-        now = self._clock.now()
-        claims = {"v": 1, "tid": parent, "uid": user_id, "org": org_id, "reg": org.region.value, "w": org.weight,
-                  "scp": sorted(s.value for s in granted), "role": role.value, "iat": now,
-                  "exp": now + ttl_seconds, "jti": secrets.token_hex(8)}
+        now, names = self._clock.now(), sorted(s.value for s in granted)
+        claims: dict[str, object] = {
+            "v": 1, "tid": parent, "uid": user_id, "org": org_id, "reg": org.region.value, "w": org.weight,
+            "scp": names, "role": role.value, "iat": now, "exp": now + ttl_seconds, "jti": secrets.token_hex(8)}
         await self._audit.record(AuditAction.SHORT_TOKEN_MINTED, org_id=org_id, actor=user_id, target=parent,
-                                 details={"ttl_seconds": str(ttl_seconds), "scopes": " ".join(claims["scp"])}, ip=ip)
+                                 details={"ttl_seconds": str(ttl_seconds), "scopes": " ".join(names)}, ip=ip)
         return ShortLivedToken(tokens.sign_claims(self._key, claims), granted, now + ttl_seconds)
 
     async def create_token(self, actor: Principal, *, name: str, scopes: frozenset[Scope], expires_in_days: int,

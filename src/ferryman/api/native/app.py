@@ -11,7 +11,6 @@ from ferryman.api.body_limit import BodySizeLimit
 from ferryman.api.deps import authenticate
 from ferryman.api.errors import HTTP_CODES, native_body, render_internal_error, render_native_error
 from ferryman.api.native import jobs, models, org
-
 from ferryman.errors import FerrymanError
 
 

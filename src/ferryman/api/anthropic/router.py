@@ -1,0 +1,55 @@
+"""The Anthropic-compatible routes: messages (plain and streamed), count_tokens, models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from ferryman.api.anthropic import render
+from ferryman.api.anthropic.schemas import CountTokensRequest, MessagesRequest
+from ferryman.api.deps import AppContainer, Jobs, JobsReader, JobsWriter
+from ferryman.api.outcomes import run_to_end, spec_for
+from ferryman.errors import NotFound
+from ferryman.types import Task
+
+router = APIRouter()
+
+
+@router.post("/messages")
+async def messages(request: Request, body: MessagesRequest, principal: JobsWriter, jobs: Jobs) -> Response:
+    spec = spec_for(principal, task=Task.CHAT, model=body.model, payload=body.payload())
+    if body.stream:
+        job, _ = await jobs.submit(spec, acknowledge=False)
+        events = await jobs.follow(principal.org_id, job.id)
+        return StreamingResponse(render.message_stream(jobs, job, events), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    job = await run_to_end(jobs, spec, wait_seconds=request.state.container.settings.max_wait_seconds)
+    return JSONResponse(render.message(job))
+
+
+@router.post("/messages/count_tokens")
+async def count_tokens(request: Request, body: CountTokensRequest, principal: JobsWriter, jobs: Jobs) -> Response:
+    """Counted by the model's own tokenizer: a one-token generation whose prompt count is the answer."""
+    spec = spec_for(principal, task=Task.CHAT, model=body.model, payload=body.as_messages_request().payload())
+    job = await run_to_end(jobs, spec, wait_seconds=request.state.container.settings.max_wait_seconds)
+    return JSONResponse({"input_tokens": render.usage_of(job)["input_tokens"]})
+
+
+def _model_view(name: str) -> dict[str, Any]:
+    return {"type": "model", "id": name, "display_name": name, "created_at": "1970-01-01T00:00:00Z"}
+
+
+@router.get("/models")
+async def list_models(principal: JobsReader, container: AppContainer) -> JSONResponse:
+    names = [info.name for info in container.nodes[principal.region].models()]
+    return JSONResponse({"data": [_model_view(n) for n in names], "has_more": False,
+                         "first_id": names[0] if names else None, "last_id": names[-1] if names else None})
+
+
+@router.get("/models/{model:path}")
+async def get_model(model: str, principal: JobsReader, container: AppContainer) -> JSONResponse:
+    if container.jobs.model_info(principal.region, model) is None:
+        raise NotFound(f"model: {model}")
+    return JSONResponse(_model_view(model))
