@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,13 +145,23 @@ class Connection:
             self.writer = None
 
 
-def _ok(status: int, body: bytes) -> bool:
-    return status == 200 and (b'"succeeded"' in body or b'"choices"' in body)
+def _ok(status: int, body: bytes, expected: int) -> bool:
+    if status != expected:
+        return False
+    return expected != 200 or b'"succeeded"' in body or b'"choices"' in body
+
+
+OnResponse = Callable[[int, bytes], None]
 
 
 async def run_load(url: str, body: dict[str, Any], *, headers: dict[str, str] | None = None, concurrency: int,
-                   seconds: float, max_requests: int | None = None, warmup: int = 20) -> LoadResult:
-    """`concurrency` connections each sending back-to-back requests for `seconds` (or `max_requests` in all)."""
+                   seconds: float, max_requests: int | None = None, warmup: int = 20, ok_status: int = 200,
+                   on_response: OnResponse | None = None) -> LoadResult:
+    """`concurrency` connections each sending back-to-back requests for `seconds` (or `max_requests` in all).
+
+    A response counts as an error unless its status is `ok_status` (and, for 200, it holds a result);
+    `on_response` sees every response, for callers that read more from the body.
+    """
     result = LoadResult()
     connections = [Connection(url, body, headers or {}) for _ in range(concurrency)]
     await asyncio.gather(*(c.open() for c in connections))
@@ -170,8 +181,10 @@ async def run_load(url: str, body: dict[str, Any], *, headers: dict[str, str] | 
                 await conn.open()
                 continue
             result.latencies_ms.append((time.perf_counter() - started) * 1000)
-            if not _ok(status, data):
+            if not _ok(status, data, ok_status):
                 result.errors += 1
+            if on_response is not None:
+                on_response(status, data)
 
     began = time.perf_counter()
     await asyncio.gather(*(loop(c) for c in connections))

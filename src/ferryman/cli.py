@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import os
 import secrets
+import shutil
 import signal
 import socket
 import ssl
@@ -31,6 +33,8 @@ console = Console(stderr=True)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default ./.ferryman or $FERRYMAN_HOME).")]
 Port = Annotated[int, typer.Option("--port", help="API port.")]
+TlsCert = Annotated[Path | None, typer.Option("--tls-cert", help="PEM certificate: serve HTTPS and WSS.")]
+TlsKey = Annotated[Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")]
 
 
 def _settings(data_dir: Path | None, **overrides: object) -> Settings:
@@ -58,6 +62,16 @@ async def _wait_for_signal() -> None:
     await stop.wait()
 
 
+def _speech_backends() -> list[tuple[str, str]]:
+    """(backend, model) of the speech engines installed here: espeak-ng for speech, pocketsphinx to transcribe."""
+    found = []
+    if shutil.which("espeak-ng"):
+        found.append(("espeak", "espeak-ng"))
+    if shutil.which("ffmpeg") and importlib.util.find_spec("pocketsphinx") is not None:
+        found.append(("pocketsphinx", "pocketsphinx-en-us"))
+    return found
+
+
 async def _serve(settings: Settings, *, with_workers: bool) -> None:
     from ferryman.server import ApiServer, StartupFailed
     from ferryman.supervisor import WorkerCommand, WorkerSupervisor, worker_argv
@@ -69,7 +83,7 @@ async def _serve(settings: Settings, *, with_workers: bool) -> None:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
     assert server.container is not None
-    url = f"http://{settings.host}:{settings.port}"
+    url = f"{'https' if settings.tls_cert_file else 'http'}://{settings.host}:{settings.port}"
     boot = server.container.bootstrap
     console.print(f"[bold green]Ferryman[/] API on {url}  (data: {settings.data_dir})")
     if boot.admin_token:
@@ -82,11 +96,15 @@ async def _serve(settings: Settings, *, with_workers: bool) -> None:
         backend = "echo" if settings.dev else "llamacpp"
         model = "echo-1" if settings.dev else settings.model_name
         commands = []
+        ca = ["--ca-file", str(settings.tls_ca_file)] if settings.tls_ca_file else []
+        served = [(backend, model)] + ([] if settings.dev or not settings.speech_workers else _speech_backends())
         for region in settings.regions:
             token = (settings.data_dir / f"worker-token-{region}").read_text().strip()
-            argv = worker_argv(url=url, region=region, backend=backend, models=[model], slots=settings.worker_slots,
-                               extra=["--worker-id", f"local-{region}-{socket.gethostname()}"])
-            commands.append(WorkerCommand(f"worker-{region}", argv, {"FERRYMAN_WORKER_TOKEN": token}))
+            for name, served_model in served:
+                argv = worker_argv(url=url, region=region, backend=name, models=[served_model],
+                                   slots=settings.worker_slots,
+                                   extra=["--worker-id", f"local-{region}-{name}-{socket.gethostname()}", *ca])
+                commands.append(WorkerCommand(f"worker-{region}-{name}", argv, {"FERRYMAN_WORKER_TOKEN": token}))
         supervisor = WorkerSupervisor(commands)
         supervisor.start()
         console.print(f"Started {len(commands)} local workers ({backend}, model {model}). Ctrl-C stops everything.")
@@ -107,18 +125,22 @@ def up(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     dev: Annotated[bool, typer.Option("--dev", help="Serve the `echo` test backend instead of the real model.")] = False,
     slots: Annotated[int, typer.Option(help="Slots per local worker.")] = 1,
+    tls_cert: TlsCert = None, tls_key: TlsKey = None,
+    tls_ca: Annotated[Path | None, typer.Option("--tls-ca", help="CA bundle local workers verify with.")] = None,
 ) -> None:
-    """Run the API, a queue node per region and one local worker per region serving the local model."""
-    settings = _settings(data_dir, port=port, host=host, dev=dev or None, worker_slots=slots)
+    """Run the API, a queue node per region and local workers per region: the local model, speech, transcription."""
+    settings = _settings(data_dir, port=port, host=host, dev=dev or None, worker_slots=slots,
+                         tls_cert_file=tls_cert, tls_key_file=tls_key, tls_ca_file=tls_ca)
     configure_logging(settings.log_level)
     _run(_serve(settings, with_workers=True))
 
 
 @app.command()
 def serve(port: Port = 8000, data_dir: DataDir = None,
-          host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1") -> None:
+          host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+          tls_cert: TlsCert = None, tls_key: TlsKey = None) -> None:
     """Run the API and the region queue nodes only; workers join from elsewhere with `ferryman worker`."""
-    settings = _settings(data_dir, port=port, host=host)
+    settings = _settings(data_dir, port=port, host=host, tls_cert_file=tls_cert, tls_key_file=tls_key)
     configure_logging(settings.log_level)
     _run(_serve(settings, with_workers=False))
 
@@ -166,7 +188,9 @@ def worker(
     except ConfigError as exc:
         console.print(f"[red]{exc.message}[/]")
         raise typer.Exit(2) from None
-    context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
+    # wss:// always verifies: against --ca-file, else the system's trust store (websockets refuses ssl=None there)
+    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None) \
+        if ca_file or url.startswith("https://") else None
     settings = AgentSettings(url=url, token=token, region=region, slots=slots, ssl_context=context,
                              worker_id=worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
     agent = WorkerAgent(settings, chosen)

@@ -43,7 +43,10 @@ class ApiServer:
             log_level="warning",
             access_log=settings.access_log,
             ws_max_size=64 * 1024 * 1024,
+            ws_per_message_deflate=False,
             timeout_graceful_shutdown=10,
+            ssl_certfile=settings.tls_cert_file,
+            ssl_keyfile=settings.tls_key_file,
         )
         self._server = _Server(config)
         self._task: asyncio.Task[Any] | None = None

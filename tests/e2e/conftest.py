@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.processes import FerrymanServer
+from tests.e2e.tls import LocalCA, make_local_ca
 
 
 @pytest.fixture(scope="session")
@@ -45,4 +46,27 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., FerrymanServer]]:
         yield make
     finally:
         for server in made:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def local_ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
+    return make_local_ca(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def tls_server(tmp_path_factory: pytest.TempPathFactory, local_ca: LocalCA) -> Iterator[FerrymanServer]:
+    """`ferryman serve --tls-cert … --tls-key …` on https://localhost, trusted through SSL_CERT_FILE, with an
+    echo worker that joined over wss:// verifying the certificate against the local CA."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SSL_CERT_FILE", str(local_ca.ca_file))
+        server = FerrymanServer(tmp_path_factory.mktemp("tls-server"),
+                                extra=["--tls-cert", str(local_ca.cert_file), "--tls-key", str(local_ca.key_file)])
+        server.url = f"https://localhost:{server.port}"
+        try:
+            server.start()
+            server.start_worker(region="us", slots=4, worker_id="tls-us",
+                                extra=["--ca-file", str(local_ca.ca_file)])
+            yield server
+        finally:
             server.stop()

@@ -4,7 +4,9 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from sqlalchemy import inspect, text
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ferryman import store
@@ -57,3 +59,19 @@ async def test_create_engine_puts_sqlite_in_wal_mode(region_engine: AsyncEngine)
         mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar_one()
 
     assert mode == "wal"
+
+
+@pytest.mark.parametrize("kind", ["global", "region"])
+async def test_migrations_build_exactly_the_declared_tables(tmp_path: Path, kind: str) -> None:
+    engine = store.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    await store.migrate(engine, kind)  # type: ignore[arg-type]
+    metadata = store.tables.global_metadata if kind == "global" else store.tables.region_metadata
+
+    def diff(conn: Connection) -> list[object]:
+        context = MigrationContext.configure(conn, opts={"version_table": f"alembic_version_{kind}"})
+        return [d for d in compare_metadata(context, metadata) if "alembic_version" not in str(d)]
+
+    async with engine.connect() as conn:
+        found = await conn.run_sync(diff)
+    await engine.dispose()
+    assert found == [], "a table or column changed without a migration: add one under store/migrations"

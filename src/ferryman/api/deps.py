@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 
 from ferryman.container import Container
 from ferryman.errors import Forbidden
-from ferryman.identity import Principal, Scope
+from ferryman.identity import Accounts, Principal, Scope
 from ferryman.jobs import JobService
 
 
@@ -20,6 +20,14 @@ def get_container(request: Request) -> Container:
 
 def get_jobs(request: Request) -> JobService:
     return get_container(request).jobs
+
+
+def get_accounts(request: Request) -> Accounts:
+    return get_container(request).accounts
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def bearer_token(request: Request) -> str | None:
@@ -45,6 +53,7 @@ def require(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:
             raise Forbidden(f"this token lacks the {scope.value!r} scope")
         return principal
 
+    check.required_scope = scope  # type: ignore[attr-defined]  # read by the route-walking isolation test
     return check
 
 
@@ -54,3 +63,6 @@ CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 JobsWriter = Annotated[Principal, Depends(require(Scope.JOBS_WRITE))]
 JobsReader = Annotated[Principal, Depends(require(Scope.JOBS_READ))]
 OrgAdmin = Annotated[Principal, Depends(require(Scope.ORG_ADMIN))]
+BillingReader = Annotated[Principal, Depends(require(Scope.BILLING_READ))]
+AccountServices = Annotated[Accounts, Depends(get_accounts)]
+ClientIp = Annotated[str | None, Depends(client_ip)]

@@ -7,6 +7,7 @@ never share a metadata object, so a region table cannot be created in the global
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -148,7 +149,7 @@ jobs = Table(
     Column("priority", String(16), nullable=False),
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
-    Column("fence", Integer, nullable=False, default=0),
+    Column("fence", BigInteger, nullable=False, default=0),
     Column("worker_id", String(80), nullable=True),
     Column("idempotency_key", String(200), nullable=True),
     Column("request_digest", String(64), nullable=True),

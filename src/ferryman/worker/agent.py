@@ -101,6 +101,7 @@ class WorkerAgent:
                 max_size=p.MAX_FRAME_BYTES,
                 open_timeout=10,
                 ping_interval=10,
+                compression=None,
                 ping_timeout=20,
             )
         except InvalidStatus as exc:

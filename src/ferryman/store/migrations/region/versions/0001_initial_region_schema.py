@@ -39,7 +39,7 @@ def upgrade() -> None:
         sa.Column("priority", sa.String(length=16), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("fence", sa.Integer(), nullable=False),
+        sa.Column("fence", sa.BigInteger(), nullable=False),
         sa.Column("worker_id", sa.String(length=80), nullable=True),
         sa.Column("idempotency_key", sa.String(length=200), nullable=True),
         sa.Column("request_digest", sa.String(length=64), nullable=True),
