@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: up test lint bench install clean
+.PHONY: up test lint bench bench-tools bench-dispatch install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,20 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[local-model,dev]'
 	touch $(VENV)/.installed-run $@
 
+# espeak-ng (speech) and ffmpeg (audio encoding) come from the OS; installed only when missing and we are root
+system-deps:
+	@if ! command -v espeak-ng >/dev/null || ! command -v ffmpeg >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && apt-get install -y -qq espeak-ng ffmpeg; \
+		else echo "speech needs espeak-ng and ffmpeg: install them with your package manager"; fi; \
+	fi
+
 install: $(VENV)/.installed-run
 
-up: $(VENV)/.installed-run
+up: system-deps $(VENV)/.installed-run
 	$(BIN)/ferryman up $(ARGS)
 
-test: $(VENV)/.installed-dev
+test: system-deps $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: $(VENV)/.installed-dev
@@ -35,8 +43,27 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed-dev
+# LiteLLM's proxy pins many packages of its own: it gets a venv of its own, beside the benchmark
+LITELLM_VENV ?= bench/.venv-litellm
+LITELLM_SPEC ?= litellm[proxy]==1.108.7
+
+$(LITELLM_VENV)/bin/litellm:
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LITELLM_VENV)/bin/python -m pip install --quiet '$(LITELLM_SPEC)'
+
+# wrk is the saturation client; without it the suite falls back to its asyncio load generator
+bench-tools:
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
+		|| echo "wrk unavailable: throughput will use bench/loadgen.py"
+
+# the whole comparison with LiteLLM (bench/README.md): tables, bench/results/latest.json and plots
+bench: $(VENV)/.installed-dev $(LITELLM_VENV)/bin/litellm bench-tools
+	$(BIN)/python -m bench.suite $(ARGS)
+
+# issue 2's dispatch benchmark alone (echo backend, no LiteLLM)
+bench-dispatch: $(VENV)/.installed-dev
 	$(BIN)/python bench/dispatch.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) .ferryman .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LITELLM_VENV) .ferryman .pytest_cache .mypy_cache .ruff_cache

@@ -47,8 +47,14 @@ class LoadResult:
         self.elapsed_s += other.elapsed_s
 
     def summary(self) -> dict[str, Any]:
-        return {"requests": len(self.latencies_ms), "errors": self.errors, "per_second": self.per_second,
-                "p50_ms": self.percentile(0.50), "p95_ms": self.percentile(0.95), "p99_ms": self.percentile(0.99)}
+        return {
+            "requests": len(self.latencies_ms),
+            "errors": self.errors,
+            "per_second": self.per_second,
+            "p50_ms": self.percentile(0.50),
+            "p95_ms": self.percentile(0.95),
+            "p99_ms": self.percentile(0.99),
+        }
 
 
 @dataclass
@@ -67,8 +73,12 @@ class Connection:
         parts = urlsplit(url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         payload = json.dumps(body).encode()
-        head = [f"POST {parts.path or '/'} HTTP/1.1", f"Host: {self.host}:{self.port}",
-                "Content-Type: application/json", f"Content-Length: {len(payload)}"]
+        head = [
+            f"POST {parts.path or '/'} HTTP/1.1",
+            f"Host: {self.host}:{self.port}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(payload)}",
+        ]
         head += [f"{k}: {v}" for k, v in headers.items()]
         self.request = ("\r\n".join(head) + "\r\n\r\n").encode() + payload
         self.reader: asyncio.StreamReader | None = None
@@ -154,9 +164,18 @@ def _ok(status: int, body: bytes, expected: int) -> bool:
 OnResponse = Callable[[int, bytes], None]
 
 
-async def run_load(url: str, body: dict[str, Any], *, headers: dict[str, str] | None = None, concurrency: int,
-                   seconds: float, max_requests: int | None = None, warmup: int = 20, ok_status: int = 200,
-                   on_response: OnResponse | None = None) -> LoadResult:
+async def run_load(
+    url: str,
+    body: dict[str, Any],
+    *,
+    headers: dict[str, str] | None = None,
+    concurrency: int,
+    seconds: float,
+    max_requests: int | None = None,
+    warmup: int = 20,
+    ok_status: int = 200,
+    on_response: OnResponse | None = None,
+) -> LoadResult:
     """`concurrency` connections each sending back-to-back requests for `seconds` (or `max_requests` in all).
 
     A response counts as an error unless its status is `ok_status` (and, for 200, it holds a result);
@@ -194,14 +213,37 @@ async def run_load(url: str, body: dict[str, Any], *, headers: dict[str, str] | 
     return result
 
 
-def _run_load_in_process(url: str, body: dict[str, Any], headers: dict[str, str], concurrency: int,
-                         seconds: float, max_requests: int | None) -> LoadResult:
-    return asyncio.run(run_load(url, body, headers=headers, concurrency=concurrency, seconds=seconds,
-                                max_requests=max_requests, warmup=2))
+def _run_load_in_process(
+    url: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    concurrency: int,
+    seconds: float,
+    max_requests: int | None,
+) -> LoadResult:
+    return asyncio.run(
+        run_load(
+            url,
+            body,
+            headers=headers,
+            concurrency=concurrency,
+            seconds=seconds,
+            max_requests=max_requests,
+            warmup=2,
+        )
+    )
 
 
-def run_load_processes(url: str, body: dict[str, Any], *, headers: dict[str, str] | None = None, processes: int,
-                       concurrency: int, seconds: float, max_requests: int | None = None) -> LoadResult:
+def run_load_processes(
+    url: str,
+    body: dict[str, Any],
+    *,
+    headers: dict[str, str] | None = None,
+    processes: int,
+    concurrency: int,
+    seconds: float,
+    max_requests: int | None = None,
+) -> LoadResult:
     """`run_load` split over `processes` OS processes, for when one client process would be the bottleneck.
 
     Concurrency and the request budget are divided between them; the rate is the sum of theirs.
@@ -209,8 +251,12 @@ def run_load_processes(url: str, body: dict[str, Any], *, headers: dict[str, str
     share = max(1, concurrency // processes)
     budget = None if max_requests is None else -(-max_requests // processes)
     with ProcessPoolExecutor(processes) as pool:
-        parts = list(pool.map(_run_load_in_process, *zip(*[(url, body, headers or {}, share, seconds, budget)]
-                                                              * processes, strict=True)))
+        parts = list(
+            pool.map(
+                _run_load_in_process,
+                *zip(*[(url, body, headers or {}, share, seconds, budget)] * processes, strict=True),
+            )
+        )
     merged = LoadResult(elapsed_s=max(p.elapsed_s for p in parts))
     for part in parts:
         merged.latencies_ms += part.latencies_ms
@@ -227,14 +273,29 @@ class StreamLoad:
         ttfts = [s.ttft_ms for s in self.streams if s.tokens]
         gaps = [g for s in self.streams for g in s.gaps_ms]
         whole = sum(1 for s in self.streams if s.is_complete and s.tokens == expected_tokens)
-        return {"streams": len(self.streams), "errors": self.errors, "complete_streams": whole,
-                "all_tokens_arrived": bool(self.streams) and whole == len(self.streams) and not self.errors,
-                "ttft_p50_ms": percentile(ttfts, 0.5), "ttft_p99_ms": percentile(ttfts, 0.99),
-                "gap_p50_ms": percentile(gaps, 0.5), "gap_p99_ms": percentile(gaps, 0.99)}
+        short = [s.tokens for s in self.streams if not (s.is_complete and s.tokens == expected_tokens)]
+        return {
+            "streams": len(self.streams),
+            "errors": self.errors,
+            "complete_streams": whole,
+            "incomplete_token_counts": short[:10],
+            "all_tokens_arrived": bool(self.streams) and whole == len(self.streams) and not self.errors,
+            "ttft_p50_ms": percentile(ttfts, 0.5),
+            "ttft_p99_ms": percentile(ttfts, 0.99),
+            "gap_p50_ms": percentile(gaps, 0.5),
+            "gap_p99_ms": percentile(gaps, 0.99),
+        }
 
 
-async def run_streams(url: str, body: dict[str, Any], *, headers: dict[str, str] | None = None, concurrency: int,
-                      seconds: float, into: StreamLoad | None = None) -> StreamLoad:
+async def run_streams(
+    url: str,
+    body: dict[str, Any],
+    *,
+    headers: dict[str, str] | None = None,
+    concurrency: int,
+    seconds: float,
+    into: StreamLoad | None = None,
+) -> StreamLoad:
     """`concurrency` connections each opening streams back to back until `seconds` pass (a stream is finished)."""
     load = into or StreamLoad()
     deadline = time.perf_counter() + seconds

@@ -27,31 +27,51 @@ class Target:
     body: dict[str, Any]
     stream_body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
-    roots: list[int] = field(default_factory=list)
+    processes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def roots(self) -> list[int]:
+        return list(self.processes.values())
 
 
 def rotated(targets: list[Target], by: int) -> list[Target]:
-    return targets[by % len(targets):] + targets[:by % len(targets)]
+    return targets[by % len(targets) :] + targets[: by % len(targets)]
 
 
-async def latency(targets: list[Target], *, concurrency: int, rounds: int, slice_s: float) -> dict[str, LoadResult]:
+async def latency(
+    targets: list[Target], *, concurrency: int, rounds: int, slice_s: float
+) -> dict[str, LoadResult]:
     """Non-streaming chat: every target for `slice_s` per round, in a rotating order."""
     results = {t.name: LoadResult() for t in targets}
     for i in range(rounds):
         for target in rotated(targets, i):
-            part = await run_load(target.url, target.body, headers=target.headers, concurrency=concurrency,
-                                  seconds=slice_s, warmup=5)
+            part = await run_load(
+                target.url,
+                target.body,
+                headers=target.headers,
+                concurrency=concurrency,
+                seconds=slice_s,
+                warmup=5,
+            )
             results[target.name].merge(part)
     return results
 
 
-async def streaming(targets: list[Target], *, concurrency: int, rounds: int, slice_s: float) -> dict[str, StreamLoad]:
+async def streaming(
+    targets: list[Target], *, concurrency: int, rounds: int, slice_s: float
+) -> dict[str, StreamLoad]:
     """Streams of the fake upstream's paced tokens, interleaved like `latency`."""
     results = {t.name: StreamLoad() for t in targets}
     for i in range(rounds):
         for target in rotated(targets, i):
-            await run_streams(target.url, target.stream_body, headers=target.headers, concurrency=concurrency,
-                              seconds=slice_s, into=results[target.name])
+            await run_streams(
+                target.url,
+                target.stream_body,
+                headers=target.headers,
+                concurrency=concurrency,
+                seconds=slice_s,
+                into=results[target.name],
+            )
     return results
 
 
@@ -67,8 +87,15 @@ def _core_busy() -> dict[int, tuple[int, int]]:
     return cores
 
 
-def throughput(target: Target, *, upstream_root: int, seconds: float, connections: int,
-               gateway_cpu: int = 0, client_cpu: int = 1) -> dict[str, Any]:
+def throughput(
+    target: Target,
+    *,
+    upstream_root: int,
+    seconds: float,
+    connections: int,
+    gateway_cpu: int = 0,
+    client_cpu: int = 1,
+) -> dict[str, Any]:
     """Requests/s at saturation with the gateway alone on `gateway_cpu`, client and upstream on `client_cpu`.
 
     For the direct target the gateway *is* the upstream. Returns the load summary plus how busy each core and
@@ -79,7 +106,8 @@ def throughput(target: Target, *, upstream_root: int, seconds: float, connection
     procs.pin(target.roots, {gateway_cpu})
     if upstream_root not in target.roots:
         procs.pin([upstream_root], {client_cpu})
-    procs.pin(own, {client_cpu})
+    procs.pin(own, {client_cpu}, with_children=False)  # the gateways are our children: leave them be
+    pinned = procs.is_pinned(target.roots, {gateway_cpu})
     try:
         cpu_before, cores_before = procs.cpu_seconds(target.roots), _core_busy()
         with procs.RssSampler(target.roots) as rss:
@@ -89,38 +117,71 @@ def throughput(target: Target, *, upstream_root: int, seconds: float, connection
         cpu_used = procs.cpu_seconds(target.roots) - cpu_before
         cores_after = _core_busy()
     finally:
-        procs.pin([*target.roots, upstream_root, *own], everything)
-    busy = {core: (cores_after[core][0] - b) / max(1, cores_after[core][1] - t)
-            for core, (b, t) in cores_before.items() if core in cores_after}
-    return {**summary, "gateway_cpu_share": cpu_used / wall_s, "gateway_core_busy": busy.get(gateway_cpu),
-            "client_core_busy": busy.get(client_cpu), "peak_rss_mb": rss.peak_bytes / 2**20,
-            "error_rate": summary["errors"] / max(1, summary["requests"])}
+        procs.pin([*target.roots, upstream_root], everything)
+        procs.pin(own, everything, with_children=False)
+    busy = {
+        core: (cores_after[core][0] - b) / max(1, cores_after[core][1] - t)
+        for core, (b, t) in cores_before.items()
+        if core in cores_after
+    }
+    return {
+        **summary,
+        "gateway_cpu_share": cpu_used / wall_s,
+        "gateway_core_busy": busy.get(gateway_cpu),
+        "client_core_busy": busy.get(client_cpu),
+        "peak_rss_mb": rss.peak_bytes / 2**20,
+        "gateway_pinned": pinned,
+        "error_rate": summary["errors"] / max(1, summary["requests"]),
+    }
 
 
 def _saturate(target: Target, *, seconds: float, connections: int) -> dict[str, Any]:
     if wrk.available():
-        return wrk.run(target.url, target.body, headers=target.headers, connections=connections, seconds=seconds)
-    result = asyncio.run(run_load(target.url, target.body, headers=target.headers, concurrency=connections,
-                                  seconds=seconds))
+        return wrk.run(
+            target.url, target.body, headers=target.headers, connections=connections, seconds=seconds
+        )
+    result = asyncio.run(
+        run_load(target.url, target.body, headers=target.headers, concurrency=connections, seconds=seconds)
+    )
     return {**result.summary(), "elapsed_s": result.elapsed_s, "client": "loadgen"}
 
 
-async def memory(target: Target, *, marks: tuple[int, ...], connections: int) -> dict[str, Any]:
-    """RSS of the gateway after each cumulative request count in `marks` (fresh counting from now), and the peak.
+async def memory(
+    target: Target, *, marks: tuple[int, ...], connections: int, budget_s: float
+) -> dict[str, Any]:
+    """RSS of the gateway after each cumulative request count in `marks` (counted from now), and the peak.
 
-    Runs unpinned, at `connections` concurrency; growth between the marks means memory kept per request.
+    Runs unpinned, at `connections` concurrency; growth between the marks means memory kept per request. A slow
+    gateway would take longer than the suite may: the run stops at `budget_s` and reports the RSS after as many
+    requests as it got through, under their real count, so a short run is visible and never passed off as 100k.
     """
     after: dict[str, float] = {}
     done, errors = 0, 0
+    began = time.perf_counter()
     with procs.RssSampler(target.roots, interval_s=0.25) as rss:
-        began = time.perf_counter()
         for mark in marks:
-            part = await run_load(target.url, target.body, headers=target.headers, concurrency=connections,
-                                  seconds=3600, max_requests=mark - done, warmup=0)
-            done, errors = mark, errors + part.errors
+            left_s = budget_s - (time.perf_counter() - began)
+            part = await run_load(
+                target.url,
+                target.body,
+                headers=target.headers,
+                concurrency=connections,
+                seconds=max(1.0, left_s),
+                max_requests=mark - done,
+                warmup=0,
+            )
+            done, errors = done + len(part.latencies_ms), errors + part.errors
             await asyncio.sleep(1.0)  # let in-flight work and deferred writes settle before reading RSS
-            after[str(mark)] = procs.rss_bytes(target.roots) / 2**20
-        elapsed_s = time.perf_counter() - began
-    first, last = after[str(marks[0])], after[str(marks[-1])]
-    return {"rss_mb_after": after, "growth_mb": last - first, "peak_rss_mb": rss.peak_bytes / 2**20,
-            "errors": errors, "seconds": elapsed_s}
+            after[str(done)] = procs.rss_bytes(target.roots) / 2**20
+    counts = sorted(after, key=int)
+    by_process = {name: procs.rss_bytes([pid]) / 2**20 for name, pid in target.processes.items()}
+    return {
+        "rss_mb_after": after,
+        "rss_mb_by_process": by_process,
+        "growth_mb": after[counts[-1]] - after[counts[0]],
+        "requests": done,
+        "reached_last_mark": done >= marks[-1],
+        "peak_rss_mb": rss.peak_bytes / 2**20,
+        "errors": errors,
+        "seconds": time.perf_counter() - began,
+    }

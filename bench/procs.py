@@ -6,6 +6,7 @@ and child a gateway starts, not just the process it launched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -24,8 +25,15 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 class Spawned:
     """A child process with its output in a log file, started and health-checked by `start`, ended by `stop`."""
 
-    def __init__(self, name: str, argv: list[str], log_dir: Path, *, env: dict[str, str] | None = None,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        log_dir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name, self.argv, self.env, self.cwd = name, argv, {**os.environ, **(env or {})}, cwd
         self.log = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -35,15 +43,20 @@ class Spawned:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, health_url: str, *, timeout_s: float = 120,
-              headers: dict[str, str] | None = None) -> Spawned:
+    def start(
+        self, health_url: str, *, timeout_s: float = 120, headers: dict[str, str] | None = None
+    ) -> Spawned:
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd)
+            self.proc = subprocess.Popen(
+                self.argv, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before answering; log "
-                                   f"{self.log}:\n{_tail(self.log)}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode} before answering; log "
+                    f"{self.log}:\n{_tail(self.log)}"
+                )
             try:
                 if httpx.get(health_url, timeout=2, headers=headers).status_code == 200:
                     return self
@@ -51,8 +64,9 @@ class Spawned:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"{self.name} did not answer {health_url} within {timeout_s}s; log {self.log}:\n"
-                           f"{_tail(self.log)}")
+        raise RuntimeError(
+            f"{self.name} did not answer {health_url} within {timeout_s}s; log {self.log}:\n{_tail(self.log)}"
+        )
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -82,19 +96,30 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 def start_upstream(port: int, log_dir: Path, *, stream_tokens: int, token_interval_ms: float) -> Spawned:
-    argv = [sys.executable, str(BENCH / "upstream.py"), str(port), "--stream-tokens", str(stream_tokens),
-            "--token-interval-ms", str(token_interval_ms)]
+    argv = [
+        sys.executable,
+        str(BENCH / "upstream.py"),
+        str(port),
+        "--stream-tokens",
+        str(stream_tokens),
+        "--token-interval-ms",
+        str(token_interval_ms),
+    ]
     return Spawned("upstream", argv, log_dir).start(f"http://127.0.0.1:{port}/healthz", timeout_s=30)
 
 
 def litellm_config(upstream_url: str, model: str) -> str:
     """LiteLLM's proxy config: one model routed to the fake upstream, and nothing else switched on."""
-    return (f"model_list:\n  - model_name: {model}\n    litellm_params:\n      model: openai/{model}\n"
-            f"      api_base: {upstream_url}\n      api_key: sk-fake-upstream\n"
-            "litellm_settings:\n  set_verbose: false\n  drop_params: true\n")
+    return (
+        f"model_list:\n  - model_name: {model}\n    litellm_params:\n      model: openai/{model}\n"
+        f"      api_base: {upstream_url}\n      api_key: sk-fake-upstream\n"
+        "litellm_settings:\n  set_verbose: false\n  drop_params: true\n"
+    )
 
 
-def start_litellm(litellm_bin: Path, port: int, upstream_url: str, model: str, log_dir: Path) -> tuple[Spawned, str]:
+def start_litellm(
+    litellm_bin: Path, port: int, upstream_url: str, model: str, log_dir: Path
+) -> tuple[Spawned, str]:
     """LiteLLM's proxy (one uvicorn worker, as one gateway process) with a fresh master key; returns it and the key.
 
     Its health check must answer 200 with the key: LiteLLM refuses to start without one, and a check without it
@@ -103,10 +128,23 @@ def start_litellm(litellm_bin: Path, port: int, upstream_url: str, model: str, l
     config = log_dir / "litellm.yaml"
     config.write_text(litellm_config(upstream_url, model))
     key = "sk-" + secrets.token_hex(24)
-    env = {"LITELLM_MASTER_KEY": key, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
-           "DISABLE_SCHEMA_UPDATE": "True"}
-    argv = [str(litellm_bin), "--config", str(config), "--port", str(port), "--host", "127.0.0.1",
-            "--num_workers", "1"]
+    env = {
+        "LITELLM_MASTER_KEY": key,
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_TELEMETRY": "False",
+        "DISABLE_SCHEMA_UPDATE": "True",
+    }
+    argv = [
+        str(litellm_bin),
+        "--config",
+        str(config),
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        "--num_workers",
+        "1",
+    ]
     spawned = Spawned("litellm", argv, log_dir, env=env, cwd=log_dir)
     spawned.start(f"http://127.0.0.1:{port}/health/liveliness", timeout_s=180)
     return spawned, key
@@ -131,15 +169,29 @@ def tree_pids(root: int) -> list[int]:
     return order
 
 
-def pin(roots: list[int], cpus: set[int]) -> None:
-    """`taskset -a -cp`: move every thread of every process under `roots` to `cpus`."""
+def pin(roots: list[int], cpus: set[int], *, with_children: bool = True) -> None:
+    """`taskset -a -cp`: move every thread of every process under `roots` (or of `roots` alone) to `cpus`."""
+    for root in roots:
+        for pid in tree_pids(root) if with_children else [root]:
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue  # a process that ended meanwhile
+            for tid in tids:
+                with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                    os.sched_setaffinity(int(tid), cpus)
+
+
+def is_pinned(roots: list[int], cpus: set[int]) -> bool:
+    """Whether every thread under `roots` may run only on `cpus` (the check `pin` did what it says)."""
     for root in roots:
         for pid in tree_pids(root):
-            try:
+            with contextlib.suppress(OSError):
                 for tid in os.listdir(f"/proc/{pid}/task"):
-                    os.sched_setaffinity(int(tid), cpus)
-            except (OSError, ValueError):
-                continue  # a thread that ended meanwhile
+                    with contextlib.suppress(OSError):
+                        if os.sched_getaffinity(int(tid)) != cpus:
+                            return False
+    return True
 
 
 def rss_bytes(roots: list[int]) -> int:

@@ -21,17 +21,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+from tests.e2e.processes import FerrymanServer
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.loadgen import Connection, LoadResult, percentile, run_load
 from ferryman.dispatch import protocol as p
 from ferryman.types import Task
-from tests.e2e.processes import FerrymanServer
 
 MODEL = "echo-1"
-ECHO_OUTPUT = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "pong"},
-                            "finish_reason": "stop"}]}
+ECHO_OUTPUT = {
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "pong"}, "finish_reason": "stop"}]
+}
 
 
 class SimulatedWorkers:
@@ -45,16 +45,29 @@ class SimulatedWorkers:
     async def run(self, ready: asyncio.Event) -> None:
         sockets: list[ClientConnection] = []
         for start in range(0, self.count, 50):  # a few at a time: a thousand handshakes at once time out
-            sockets += await asyncio.gather(*(self._open(i) for i in range(start, min(self.count, start + 50))))
+            sockets += await asyncio.gather(
+                *(self._open(i) for i in range(start, min(self.count, start + 50)))
+            )
         ready.set()
         await asyncio.gather(*(self._serve(ws) for ws in sockets))
 
     async def _open(self, index: int) -> ClientConnection:
-        ws = await connect(self.url, additional_headers={"Authorization": f"Bearer {self.token}"},
-                           open_timeout=30, compression=None, ping_interval=None, max_size=p.MAX_FRAME_BYTES)
+        ws = await connect(
+            self.url,
+            additional_headers={"Authorization": f"Bearer {self.token}"},
+            open_timeout=30,
+            compression=None,
+            ping_interval=None,
+            max_size=p.MAX_FRAME_BYTES,
+        )
         offer = p.ModelOffer(name=MODEL, tasks=(Task.CHAT,))
-        await ws.send(p.encode(p.Register(worker_id=f"sim-{index}", region="us", models=(offer,),
-                                          slots=self.slots, backend="echo")))
+        await ws.send(
+            p.encode(
+                p.Register(
+                    worker_id=f"sim-{index}", region="us", models=(offer,), slots=self.slots, backend="echo"
+                )
+            )
+        )
         reply = p.decode_node_message(await asyncio.wait_for(ws.recv(), 30))
         if not isinstance(reply, p.Registered):
             raise RuntimeError(f"worker sim-{index} was refused: {reply}")
@@ -67,13 +80,23 @@ class SimulatedWorkers:
                 if job.get("type") != "job":
                     continue
                 await ws.send(p.encode(p.JobAccepted(job_id=job["job_id"], fence=job["fence"])))
-                await ws.send(p.encode(p.JobResult(job_id=job["job_id"], fence=job["fence"], output=ECHO_OUTPUT,
-                                                   usage={"prompt_tokens": 1, "completion_tokens": 1})))
+                await ws.send(
+                    p.encode(
+                        p.JobResult(
+                            job_id=job["job_id"],
+                            fence=job["fence"],
+                            output=ECHO_OUTPUT,
+                            usage={"prompt_tokens": 1, "completion_tokens": 1},
+                        )
+                    )
+                )
                 self.done += 1
 
 
 async def _workers_main(args: argparse.Namespace) -> None:
-    workers = SimulatedWorkers(args.url, os.environ["FERRYMAN_WORKER_TOKEN"], count=args.count, slots=args.slots)
+    workers = SimulatedWorkers(
+        args.url, os.environ["FERRYMAN_WORKER_TOKEN"], count=args.count, slots=args.slots
+    )
     ready = asyncio.Event()
     serving = asyncio.create_task(workers.run(ready))
     await ready.wait()
@@ -90,21 +113,39 @@ class WorkerProcess:
     def __init__(self, server: FerrymanServer, *, count: int, slots: int, root: Path) -> None:
         self.server, self.count = server, count
         self.progress = server.data_dir / f"progress-{count}.txt"
-        argv = [sys.executable, "-m", "bench.scale", "workers", "--url", server.url, "--count", str(count),
-                "--slots", str(slots), "--progress", str(self.progress)]
-        env = {**os.environ, "FERRYMAN_WORKER_TOKEN": server.worker_token("us"),
-               "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.scale",
+            "workers",
+            "--url",
+            server.url,
+            "--count",
+            str(count),
+            "--slots",
+            str(slots),
+            "--progress",
+            str(self.progress),
+        ]
+        env = {
+            **os.environ,
+            "FERRYMAN_WORKER_TOKEN": server.worker_token("us"),
+            "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        }
         self.log = (server.data_dir / f"sim-{count}.log").open("ab")
         self.proc: asyncio.subprocess.Process | None = None
         self._argv, self._env, self._cwd = argv, env, root
 
     async def __aenter__(self) -> WorkerProcess:
-        self.proc = await asyncio.create_subprocess_exec(*self._argv, env=self._env, cwd=self._cwd,
-                                                         stdout=self.log, stderr=self.log)
+        self.proc = await asyncio.create_subprocess_exec(
+            *self._argv, env=self._env, cwd=self._cwd, stdout=self.log, stderr=self.log
+        )
         deadline = time.monotonic() + 120
         while _connected(self.server) < self.count:
             if self.proc.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.count} simulated workers did not all register; see {self.log.name}")
+                raise RuntimeError(
+                    f"{self.count} simulated workers did not all register; see {self.log.name}"
+                )
             await asyncio.sleep(0.25)
         return self
 
@@ -133,23 +174,46 @@ def _wait_ms_collector(into: list[float]) -> Any:
         if status in (200, 202):
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 into.append(float(json.loads(body)["timings"]["wait_ms"]))
+
     return collect
 
 
 async def _sync_load(server: FerrymanServer, *, concurrency: int, seconds: float) -> dict[str, Any]:
-    body = {"task": "chat", "model": MODEL, "input": {"messages": [{"role": "user", "content": "ping"}]}, "wait": 30}
+    body = {
+        "task": "chat",
+        "model": MODEL,
+        "input": {"messages": [{"role": "user", "content": "ping"}]},
+        "wait": 30,
+    }
     waits: list[float] = []
-    result: LoadResult = await run_load(server.url + "/v1/jobs", body, headers=_auth(server),
-                                        concurrency=concurrency, seconds=seconds, on_response=_wait_ms_collector(waits))
-    return {**result.summary(), "dispatch_p50_ms": percentile(waits, 0.5), "dispatch_p99_ms": percentile(waits, 0.99)}
+    result: LoadResult = await run_load(
+        server.url + "/v1/jobs",
+        body,
+        headers=_auth(server),
+        concurrency=concurrency,
+        seconds=seconds,
+        on_response=_wait_ms_collector(waits),
+    )
+    return {
+        **result.summary(),
+        "dispatch_p50_ms": percentile(waits, 0.5),
+        "dispatch_p99_ms": percentile(waits, 0.99),
+    }
 
 
 def _auth(server: FerrymanServer) -> dict[str, str]:
     return {"Authorization": f"Bearer {server.token}"}
 
 
-async def measure(server: FerrymanServer, root: Path, *, worker_counts: tuple[int, ...], seconds: float,
-                  queued: int, concurrency: int = 64) -> dict[str, Any]:
+async def measure(
+    server: FerrymanServer,
+    root: Path,
+    *,
+    worker_counts: tuple[int, ...],
+    seconds: float,
+    queued: int,
+    concurrency: int = 64,
+) -> dict[str, Any]:
     """The sync-load runs for each worker count, then the deep-queue run; one dict for the report."""
     results: dict[str, Any] = {}
     for count in worker_counts:
@@ -168,28 +232,47 @@ async def _deep_queue(server: FerrymanServer, root: Path, *, queued: int, concur
     message = {"messages": [{"role": "user", "content": "ping"}]}
     batch = {"task": "chat", "model": MODEL, "priority": "batch", "input": message}
     began = time.perf_counter()
-    fill = await run_load(server.url + "/v1/jobs", batch, headers=_auth(server), concurrency=concurrency,
-                          seconds=3600, max_requests=queued, warmup=0, ok_status=202)
+    fill = await run_load(
+        server.url + "/v1/jobs",
+        batch,
+        headers=_auth(server),
+        concurrency=concurrency,
+        seconds=3600,
+        max_requests=queued,
+        warmup=0,
+        ok_status=202,
+    )
     fill_s = time.perf_counter() - began
     waits: list[float] = []
     collect = _wait_ms_collector(waits)
     async with WorkerProcess(server, count=100, slots=1, root=root) as workers:
-        probe = Connection(server.url + "/v1/jobs", {"task": "chat", "model": MODEL, "input": message, "wait": 30},
-                           _auth(server))
+        probe = Connection(
+            server.url + "/v1/jobs",
+            {"task": "chat", "model": MODEL, "input": message, "wait": 30},
+            _auth(server),
+        )
         await probe.open()
         began = time.perf_counter()
         while workers.jobs_done() - len(waits) < queued - fill.errors and time.perf_counter() - began < 600:
             collect(*await probe.post())
         drain_s = time.perf_counter() - began
         probe.close()
-    return {"queued": queued - fill.errors, "submit_per_second": queued / fill_s, "submit_errors": fill.errors,
-            "drain_seconds": drain_s, "drain_jobs_per_second": (queued - fill.errors) / drain_s,
-            "interactive_dispatch_p50_ms": percentile(waits, 0.5),
-            "interactive_dispatch_p99_ms": percentile(waits, 0.99), "interactive_jobs": len(waits)}
+    return {
+        "queued": queued - fill.errors,
+        "submit_per_second": queued / fill_s,
+        "submit_errors": fill.errors,
+        "drain_seconds": drain_s,
+        "drain_jobs_per_second": (queued - fill.errors) / drain_s,
+        "interactive_dispatch_p50_ms": percentile(waits, 0.5),
+        "interactive_dispatch_p99_ms": percentile(waits, 0.99),
+        "interactive_jobs": len(waits),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     workers = sub.add_parser("workers", help="Run simulated workers until terminated.")
     workers.add_argument("--url", required=True)

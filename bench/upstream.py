@@ -33,16 +33,30 @@ def token(index: int) -> str:
 
 
 def completion(model: str) -> bytes:
-    return json.dumps({
-        "id": "chatcmpl-bench", "object": "chat.completion", "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "pong"}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
-    }).encode()
+    return json.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "pong"}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+        }
+    ).encode()
 
 
-def _chunk(model: str, delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> bytes:
-    event: dict[str, Any] = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 0, "model": model,
-                             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+def _chunk(
+    model: str, delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None
+) -> bytes:
+    event: dict[str, Any] = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
     if usage is not None:
         event["usage"] = usage
     return b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
@@ -72,7 +86,9 @@ class FakeUpstream:
             else:
                 await self._send(send, 200, JSON_HEADERS, completion(model))
         elif path.endswith("/models"):
-            await self._send(send, 200, JSON_HEADERS, b'{"object":"list","data":[{"id":"fake-model","object":"model"}]}')
+            await self._send(
+                send, 200, JSON_HEADERS, b'{"object":"list","data":[{"id":"fake-model","object":"model"}]}'
+            )
         elif path == "/healthz":
             await self._send(send, 200, JSON_HEADERS, b"{}")
         else:
@@ -80,35 +96,64 @@ class FakeUpstream:
 
     @staticmethod
     async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*headers, (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def _stream(self, model: str, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         started = time.perf_counter()
-        await send({"type": "http.response.body", "body": _chunk(model, {"role": "assistant", "content": ""}),
-                    "more_body": True})
+        await send(
+            {
+                "type": "http.response.body",
+                "body": _chunk(model, {"role": "assistant", "content": ""}),
+                "more_body": True,
+            }
+        )
         for index in range(self.stream_tokens):
             delay = started + index * self.token_interval_s - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await send({"type": "http.response.body", "body": _chunk(model, {"content": token(index)}),
-                        "more_body": True})
-        usage = {"prompt_tokens": 3, "completion_tokens": self.stream_tokens, "total_tokens": self.stream_tokens + 3}
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": _chunk(model, {"content": token(index)}),
+                    "more_body": True,
+                }
+            )
+        usage = {
+            "prompt_tokens": 3,
+            "completion_tokens": self.stream_tokens,
+            "total_tokens": self.stream_tokens + 3,
+        }
         tail = _chunk(model, {}, finish="stop", usage=usage) + b"data: [DONE]\n\n"
         await send({"type": "http.response.body", "body": tail})
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("port", type=int)
     parser.add_argument("--stream-tokens", type=int, default=200)
     parser.add_argument("--token-interval-ms", type=float, default=10.0)
     args = parser.parse_args()
     app = FakeUpstream(stream_tokens=args.stream_tokens, token_interval_ms=args.token_interval_ms)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
-                loop="uvloop", http="httptools", lifespan="off")
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        lifespan="off",
+    )
 
 
 if __name__ == "__main__":

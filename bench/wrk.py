@@ -43,21 +43,38 @@ def _lua_string(text: str) -> str:
     return json.dumps(text)  # a JSON string with only ASCII escapes is a valid Lua string literal
 
 
-def run(url: str, body: dict[str, Any], *, headers: dict[str, str], connections: int, seconds: float) -> dict[str, Any]:
+def run(
+    url: str, body: dict[str, Any], *, headers: dict[str, str], connections: int, seconds: float
+) -> dict[str, Any]:
     """Drive `url` with `connections` keep-alive connections for `seconds`; a summary like `LoadResult.summary`."""
     lines = "\n".join(f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items())
     script = SCRIPT % {"body": _lua_string(json.dumps(body)), "headers": lines}
     with tempfile.TemporaryDirectory(prefix="ferryman-wrk-") as tmp:
         path = Path(tmp) / "post.lua"
         path.write_text(script)
-        argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s", "-s",
-                str(path), url]
+        argv = [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(path),
+            url,
+        ]
         out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
     line = next((line for line in out.splitlines() if line.startswith("WRK_JSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no summary:\n{out}")
     raw = json.loads(line.removeprefix("WRK_JSON "))
     elapsed_s = raw["duration_us"] / 1e6
-    return {"requests": raw["requests"], "errors": raw["bad"] + raw["socket_errors"],
-            "per_second": raw["requests"] / elapsed_s if elapsed_s else 0.0, "elapsed_s": elapsed_s,
-            "p50_ms": raw["p50_us"] / 1000, "p99_ms": raw["p99_us"] / 1000, "client": "wrk"}
+    return {
+        "requests": raw["requests"],
+        "errors": raw["bad"] + raw["socket_errors"],
+        "per_second": raw["requests"] / elapsed_s if elapsed_s else 0.0,
+        "elapsed_s": elapsed_s,
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "client": "wrk",
+    }

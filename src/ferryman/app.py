@@ -19,6 +19,7 @@ from ferryman.api.workers import worker_endpoint
 from ferryman.clock import Clock
 from ferryman.config import Settings
 from ferryman.container import Container, open_container
+from ferryman.web import WebConfig, create_web_app
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None,
@@ -44,5 +45,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         Mount("/anthropic/v1", app=create_anthropic_app(signer=signer, max_body_bytes=limit)),
         Mount("/fal", app=create_fal_app(signer=signer, max_body_bytes=limit)),
         Mount("/v1", app=create_native_app(max_body_bytes=settings.max_body_bytes)),
+        Mount("/web", app=create_web_app(WebConfig.from_settings(settings))),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

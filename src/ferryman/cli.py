@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from ferryman.autoscale import simulate_app
+from ferryman.cli_identity import identity_app
 from ferryman.config import Settings
 from ferryman.logs import configure_logging
 
@@ -29,6 +30,7 @@ app = typer.Typer(help="Ferryman: one API in front of a fleet of GPU workers.", 
 orgs_app = typer.Typer(help="Manage organizations (operator commands; they act on the data dir directly).")
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(simulate_app)
+app.add_typer(identity_app)
 console = Console(stderr=True)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default ./.ferryman or $FERRYMAN_HOME).")]
@@ -97,7 +99,9 @@ async def _serve(settings: Settings, *, with_workers: bool) -> None:
         model = "echo-1" if settings.dev else settings.model_name
         commands = []
         ca = ["--ca-file", str(settings.tls_ca_file)] if settings.tls_ca_file else []
-        served = [(backend, model)] + ([] if settings.dev or not settings.speech_workers else _speech_backends())
+        # with --autoscale the autoscaler starts (and stops) the model's workers; speech stays a fixed set
+        served = ([] if settings.autoscale else [(backend, model)]) + (
+            [] if settings.dev or not settings.speech_workers else _speech_backends())
         for region in settings.regions:
             token = (settings.data_dir / f"worker-token-{region}").read_text().strip()
             for name, served_model in served:
@@ -108,12 +112,16 @@ async def _serve(settings: Settings, *, with_workers: bool) -> None:
         supervisor = WorkerSupervisor(commands)
         supervisor.start()
         console.print(f"Started {len(commands)} local workers ({backend}, model {model}). Ctrl-C stops everything.")
+        if settings.autoscale:
+            console.print(f"Autoscaling {model} ({backend}) workers per region: see GET /v1/admin/fleet.")
     waiter = asyncio.create_task(_wait_for_signal())
     server_done = asyncio.create_task(server.wait())
     await asyncio.wait([waiter, server_done], return_when=asyncio.FIRST_COMPLETED)
     console.print("Stopping: draining workers…")
     if supervisor is not None:
         await supervisor.stop()
+    if server.container.autoscaler is not None:
+        await server.container.autoscaler.stop()  # while the API still runs, so workers can finish their jobs
     await server.stop()
     waiter.cancel()
     console.print("Stopped.")
@@ -127,10 +135,13 @@ def up(
     slots: Annotated[int, typer.Option(help="Slots per local worker.")] = 1,
     tls_cert: TlsCert = None, tls_key: TlsKey = None,
     tls_ca: Annotated[Path | None, typer.Option("--tls-ca", help="CA bundle local workers verify with.")] = None,
+    autoscale: Annotated[bool, typer.Option(
+        "--autoscale", help="Start and stop the model's local workers with the autoscaler.")] = False,
 ) -> None:
     """Run the API, a queue node per region and local workers per region: the local model, speech, transcription."""
     settings = _settings(data_dir, port=port, host=host, dev=dev or None, worker_slots=slots,
-                         tls_cert_file=tls_cert, tls_key_file=tls_key, tls_ca_file=tls_ca)
+                         tls_cert_file=tls_cert, tls_key_file=tls_key, tls_ca_file=tls_ca,
+                         autoscale=autoscale or None)
     configure_logging(settings.log_level)
     _run(_serve(settings, with_workers=True))
 

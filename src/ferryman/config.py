@@ -67,6 +67,34 @@ class Settings(BaseSettings):
         True, description="`ferryman up` also starts espeak (speech) and pocketsphinx (transcription) workers "
         "when their engines are installed.")
 
+    # autoscaling (docs/autoscaler.md)
+    autoscale: bool = Field(
+        False, description="Size each region's fleet per model with the autoscaler; `ferryman up --autoscale` "
+        "starts local workers through it instead of a fixed set.")
+    autoscale_interval_seconds: float = Field(2.0, description="How often the autoscaler decides, per region.")
+    autoscale_min_workers: int = Field(1, description="Fewest workers per (region, model); batch-only models "
+                                       "may still go to zero.")
+    autoscale_max_workers: int = Field(4, description="Most workers per (region, model).")
+    autoscale_cooldown_seconds: float = Field(
+        300.0, description="How long the need must stay lower before the autoscaler drains a worker.")
+    autoscale_spend_cap_usd_per_hour: float | None = Field(
+        None, description="Most the autoscaled workers may cost per hour, over all models of a region.")
+    autoscale_batch_scales_to_zero: bool = Field(
+        True, description="Let a model that only gets batch jobs scale to zero workers.")
+    autoscale_short_window_seconds: float = Field(60.0, description="Short EWMA window of job arrivals.")
+    autoscale_long_window_seconds: float = Field(600.0, description="Long EWMA window of job arrivals.")
+    autoscale_wait_target_seconds: dict[str, float] = Field(
+        default_factory=lambda: {"interactive": 2.0, "async": 30.0, "batch": 600.0},
+        description="Queue-wait objective per priority class: the autoscaler sizes for 99% of jobs to start "
+        "within it.")
+    autoscale_backlog_deadline_seconds: dict[str, float] = Field(
+        default_factory=lambda: {"interactive": 60.0, "async": 600.0, "batch": 3600.0},
+        description="Per priority class, the time within which the autoscaler means to clear a backlog.")
+    autoscale_boot_seconds: float = Field(
+        30.0, description="Provisioning lag assumed until the first autoscaled worker registers and it is measured.")
+    autoscale_boot_timeout_seconds: float = Field(
+        600.0, description="An autoscaled worker that has not registered after this long is destroyed.")
+
     # identity and sign-in (docs/identity.md)
     public_base_url: str | None = Field(
         None, description="URL users reach Ferryman at (OAuth callbacks, invitation links); default http://host:port."

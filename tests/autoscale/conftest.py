@@ -7,6 +7,11 @@ import pytest
 from .vastai_standin import StandinState, serve
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
 @pytest.fixture(scope="session")
 def vastai_standin() -> Iterator[tuple[str, StandinState]]:
     """A real HTTP server speaking Vast.ai's API (a test double), shared by the session."""

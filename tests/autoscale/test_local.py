@@ -13,7 +13,13 @@ from ferryman.types import Region
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(30)"]
 LAUNCH = WorkerLaunch(
-    url="ws://127.0.0.1:8000/worker", token="wt_x", region=Region.US, backend="echo", models=("a", "b")
+    url="ws://127.0.0.1:8000/worker",
+    token="wt_x",
+    region=Region.US,
+    backend="echo",
+    models=("a", "b"),
+    slots=2,
+    worker_id="as-us-1",
 )
 
 
@@ -62,7 +68,7 @@ def test_local_provider_fills_the_worker_command_line(tmp_path: Path) -> None:
     asyncio.run(scenario())
     assert (tmp_path / "local-1.log").read_text().split() == [
         "-m", "ferryman", "worker", "--url", "ws://127.0.0.1:8000/worker", "--token", "wt_x",
-        "--region", "us", "--backend", "echo", "--models", "a,b",
+        "--region", "us", "--backend", "echo", "--models", "a,b", "--slots", "2", "--worker-id", "as-us-1",
     ]  # fmt: skip
 
 

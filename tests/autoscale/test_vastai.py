@@ -31,7 +31,7 @@ OFFERS = [
 EU_QUERY = OfferQuery(gpu_name="A100 SXM4", region=Region.EU, max_price_usd_per_hour=2.0, min_reliability=0.9)
 EU_LAUNCH = WorkerLaunch(
     url="wss://eu.ferryman.example/worker", token="wt_secret", region=Region.EU, backend="llamacpp",
-    models=("llama-2-13b",),
+    models=("llama-2-13b",), slots=16, worker_id="as-eu-7",
 )  # fmt: skip
 
 
@@ -122,7 +122,8 @@ def test_provision_starts_the_worker_with_its_token_and_region(standin: tuple[st
     argv = shlex.split(body["onstart"].replace('"$FERRYMAN_WORKER_TOKEN"', "TOKEN"))
     assert argv == [
         "python", "-m", "ferryman", "worker", "--url", "wss://eu.ferryman.example/worker", "--token", "TOKEN",
-        "--region", "eu", "--backend", "llamacpp", "--models", "llama-2-13b",
+        "--region", "eu", "--backend", "llamacpp", "--models", "llama-2-13b", "--slots", "16",
+        "--worker-id", "as-eu-7",
     ]  # fmt: skip
     assert body["env"] == {"FERRYMAN_WORKER_TOKEN": "wt_secret", "FERRYMAN_REGION": "eu"}
     assert "wt_secret" not in body["onstart"]

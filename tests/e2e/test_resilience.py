@@ -204,7 +204,7 @@ def test_restart_keeps_queued_jobs_and_requeues_running_ones(make_server: Make) 
     server = make_server()
     worker = server.start_worker(slots=1)
     with server.client() as api:
-        running = api.post("/v1/jobs", json=_chat("was running", sleep_ms=30_000)).json()
+        running = api.post("/v1/jobs", json=_chat("was running", sleep_ms=4000)).json()
         queued = api.post("/v1/jobs", json=_chat("was queued")).json()
         _wait_status(server, running["id"], "running")
     worker.send_signal(signal.SIGKILL)

@@ -16,14 +16,17 @@ from typing import TextIO
 import numpy as np
 import numpy.typing as npt
 
+from ferryman.errors import InvalidRequest
+
 TIMESTAMP_COLUMN = "TIMESTAMP"
 PROMPT_COLUMN = "ContextTokens"
 OUTPUT_COLUMN = "GeneratedTokens"
 REQUIRED_COLUMNS = (TIMESTAMP_COLUMN, PROMPT_COLUMN, OUTPUT_COLUMN)
 
 
-class TraceError(ValueError):
-    """A trace file that cannot be replayed; the message names the offending line."""
+class TraceError(InvalidRequest, ValueError):
+    """A trace file that cannot be replayed; the message names the offending line. Still a ValueError, so
+    callers that caught that before keep working."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -4,5 +4,16 @@ from ferryman.dispatch import protocol
 from ferryman.dispatch.metrics import NodeGauges, NodeMetrics
 from ferryman.dispatch.node import NodeSettings, QueueNode
 from ferryman.dispatch.registry import WorkerConn
+from ferryman.dispatch.signals import FleetSnapshot, NodeObserver, WorkerSnapshot
 
-__all__ = ["NodeGauges", "NodeMetrics", "NodeSettings", "QueueNode", "WorkerConn", "protocol"]
+__all__ = [
+    "FleetSnapshot",
+    "NodeGauges",
+    "NodeMetrics",
+    "NodeObserver",
+    "NodeSettings",
+    "QueueNode",
+    "WorkerConn",
+    "WorkerSnapshot",
+    "protocol",
+]

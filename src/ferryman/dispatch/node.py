@@ -22,6 +22,7 @@ from ferryman.dispatch.fairshare import ModelQueues
 from ferryman.dispatch.live import LiveJob
 from ferryman.dispatch.metrics import NodeMetrics
 from ferryman.dispatch.registry import WorkerConn
+from ferryman.dispatch.signals import FleetSnapshot, NodeObserver, WorkerSnapshot
 from ferryman.dispatch.timers import TimerHeap
 from ferryman.errors import BacklogFull
 from ferryman.jobs import Job, JobEvents, JobFailure, JobRepository, JobState, ModelInfo, QueueInfo, Timings
@@ -75,6 +76,7 @@ class QueueNode:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._fence_base = 0
+        self._observers: tuple[NodeObserver, ...] = ()
 
     # -- lifecycle
 
@@ -101,6 +103,10 @@ class QueueNode:
                 await self._ticker
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def add_observer(self, observer: NodeObserver) -> None:
+        """Tell `observer` about arrivals and outcomes from now on (the autoscaler's live signals)."""
+        self._observers = (*self._observers, observer)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
@@ -135,6 +141,8 @@ class QueueNode:
         live.weight = weight
         self._metrics.jobs_total.labels(self.region, "queued").inc()
         self._queue(live)
+        for observer in self._observers:
+            observer.job_queued(job, payload, live.enqueued_mono)
 
     def _make_live(self, job: Job, payload: dict[str, Any]) -> LiveJob:
         mono, now = self._clock.monotonic(), self._clock.now()
@@ -202,6 +210,31 @@ class QueueNode:
             "workers": len(self._workers),
             "free_slots": sum(w.free_slots for w in self._workers.values() if not w.draining),
         }
+
+    def fleet_snapshot(self, model: str) -> FleetSnapshot:
+        """The queue and the workers of `model` now, for the autoscaler. O(workers); meant for every few seconds."""
+        queues = self._queues.get(model)
+        depth = {pr: len(queues.classes[pr.rank]) if queues else 0 for pr in Priority}
+        best = queues.best() if queues is not None else None
+        workers = tuple(
+            WorkerSnapshot(
+                w.id, w.slots, len(w.running), not (w.draining or w.paused or w.quarantined), w.connected_mono
+            )
+            for w in self._workers.values()
+            if model in w.models
+        )
+        head = best[1].enqueued_mono if best is not None else None
+        return FleetSnapshot(self.region, model, self._clock.monotonic(), depth, head, workers)
+
+    def set_worker_draining(self, worker_id: str, draining: bool) -> bool:
+        """Stop (or resume) giving a connected worker new jobs, as if it had sent `drain`; its running jobs go
+        on. The autoscaler drains a worker this way before destroying it once idle. False if it is not here."""
+        worker = self._workers.get(worker_id)
+        if worker is None:
+            return False
+        worker.draining = draining
+        self._pump_worker(worker)
+        return True
 
     # -- matching jobs to workers
 
@@ -355,6 +388,8 @@ class QueueNode:
         self._events.finish(job, self._clock.monotonic())
         if self._on_finished is not None:
             self._on_finished(job)
+        for observer in self._observers:
+            observer.job_finished(job, self._clock.monotonic())
         return job
 
     # -- workers

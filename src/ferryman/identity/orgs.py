@@ -9,11 +9,11 @@ from __future__ import annotations
 from ferryman.clock import Clock
 from ferryman.errors import Forbidden, InvalidRequest, NotFound
 from ferryman.identity.audit import AuditLog
-from ferryman.identity.models import AuditAction, Member, Membership, Org, Principal, Role, Scope
+from ferryman.identity.models import ALL_SCOPES, AuditAction, Member, Membership, Org, Principal, Role, Scope
 from ferryman.identity.repository import IdentityRepository
 from ferryman.identity.revocations import AuthState
 from ferryman.jobs import new_webhook_secret
-from ferryman.types import OrgId, Region, UserId, new_id
+from ferryman.types import OrgId, Region, TokenId, UserId, new_id
 
 MAX_NAME = 200
 MAX_BILLING_ADDRESS = 2000
@@ -124,6 +124,15 @@ class OrgService:
         await self._audit.record(AuditAction.OWNERSHIP_TRANSFERRED, org_id=org.id, actor=actor.user_id,
                                  target=target.user_id, ip=ip)
         return await self._repo.find_members(org.id)
+
+    async def operator_principal(self, org_id: str) -> Principal:
+        """The org's first Owner, as operator commands act: they run with access to the store, not a token."""
+        org = await self._repo.get_org(OrgId(org_id))
+        owners = [m for m in await self._repo.find_members(OrgId(org_id)) if m.role is Role.OWNER]
+        if org is None or not owners:
+            raise NotFound(f"org {org_id!r} not found")
+        return Principal(TokenId("operator"), owners[0].user_id, org.id, org.region, ALL_SCOPES, org.weight,
+                         Role.OWNER)
 
     async def _member(self, org_id: OrgId, user_id: str) -> Member:
         for member in await self._repo.find_members(org_id):

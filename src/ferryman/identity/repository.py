@@ -244,3 +244,11 @@ class IdentityRepository:
             conn.execute(update(t).where(t.c.id == token_id).values(last_used_at=at, last_used_ip=ip))
 
         self._writer.submit(write)
+
+    async def is_platform_admin(self, user_id: UserId) -> bool:
+        u = tables.users
+        row = await self._first(select(u.c.is_platform_admin).where(u.c.id == user_id))
+        return bool(row.is_platform_admin) if row else False
+
+    async def set_platform_admin(self, user_id: UserId) -> None:
+        await self._update(tables.users, tables.users.c.id == user_id, is_platform_admin=True)

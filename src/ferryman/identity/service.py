@@ -41,12 +41,12 @@ DEFAULT_TOKEN_DAYS = 30
 
 def _check_grantable(scopes: frozenset[Scope], role: Role, held: frozenset[Scope]) -> None:
     """Raise Forbidden when `scopes` exceed what the role allows or what the caller itself holds."""
-    if beyond_role := scopes - role.scopes:
-        raise Forbidden(f"a {role.value} may not hold {sorted(beyond_role)}; allowed: {sorted(role.scopes)}",
-                        details={"scopes": sorted(beyond_role)})
-    if beyond_caller := scopes - held:
-        raise Forbidden(f"the calling token lacks {sorted(beyond_caller)}, so it cannot grant them",
-                        details={"scopes": sorted(beyond_caller)})
+    if beyond_role := sorted(s.value for s in scopes - role.scopes):
+        raise Forbidden(f"a {role.value} may not hold {beyond_role}; allowed: {sorted(s.value for s in role.scopes)}",
+                        details={"scopes": beyond_role})
+    if beyond_caller := sorted(s.value for s in scopes - held):
+        raise Forbidden(f"the calling token lacks {beyond_caller}, so it cannot grant them",
+                        details={"scopes": beyond_caller})
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +258,7 @@ class IdentityService:
         minted: str | None = None
         if await self._repo.count_users() == 0:
             org, user_id = await self.create_org(name="default", region=Region.US, user_name="admin")
+            await self._repo.set_platform_admin(user_id)  # the operator: may see fleet-wide admin views
             minted = await self._mint_admin(admin_file, org.id, user_id)
         elif not await self._file_token_valid(admin_file):
             # the admin token expired or its file was removed: mint a fresh one for the first owner
@@ -293,3 +294,8 @@ class IdentityService:
         except (OSError, Unauthenticated):
             return False
         return principal.region is region
+
+    async def is_platform_admin(self, user_id: UserId) -> bool:
+        """Whether the user operates this Ferryman (fleet-wide views), beyond any org role. The first user
+        `ferryman up` creates is one."""
+        return await self._repo.is_platform_admin(user_id)

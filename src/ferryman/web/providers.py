@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authlib.integrations.starlette_client import OAuth, OAuthError, StarletteOAuth2App
-from authlib.jose.errors import JoseError
+from joserfc.errors import JoseError
 from starlette.requests import Request
 
 from ferryman.errors import InvalidRequest
@@ -55,7 +55,7 @@ def client_for(oauth: OAuth, provider: str) -> StarletteOAuth2App:
     client = oauth.create_client(provider) if provider in Provider._value2member_map_ else None
     if client is None:
         raise InvalidRequest(f"sign-in with {provider!r} is not enabled here")
-    return client  # type: ignore[no-any-return]
+    return client
 
 
 async def complete(client: StarletteOAuth2App, request: Request) -> ProviderIdentity:

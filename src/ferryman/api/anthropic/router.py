@@ -21,7 +21,7 @@ router = APIRouter()
 async def messages(request: Request, body: MessagesRequest, principal: JobsWriter, jobs: Jobs) -> Response:
     spec = spec_for(principal, task=Task.CHAT, model=body.model, payload=body.payload())
     if body.stream:
-        job, _ = await jobs.submit(spec, acknowledge=False)
+        job, _ = await jobs.submit(spec)  # acknowledged: the stream follows a job that is committed
         events = await jobs.follow(principal.org_id, job.id)
         return StreamingResponse(render.message_stream(jobs, job, events), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

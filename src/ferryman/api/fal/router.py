@@ -35,9 +35,9 @@ async def submit(request: Request, model: str, principal: JobsWriter, jobs: Jobs
 
 @router.get("/{model:path}/requests/{request_id}/status")
 async def status(request: Request, model: str, request_id: str, principal: JobsReader, jobs: Jobs,
-                 logs: Annotated[int, Query(ge=0, le=1)] = 0) -> JSONResponse:
+                 logs: bool = False) -> JSONResponse:
     job, queue = await jobs.get(principal.org_id, request_id)
-    view = render.status_view(origin_of(request), job, queue, with_logs=bool(logs))
+    view = render.status_view(origin_of(request), job, queue, with_logs=logs)
     return JSONResponse(view, status_code=200 if job.state.is_terminal else 202)
 
 
@@ -48,6 +48,8 @@ async def result(request: Request, model: str, request_id: str, principal: JobsR
     if not job.state.is_terminal:
         raise InvalidRequest(f"request {request_id} is still {job.state.value}; poll its status_url",
                              details={"code": "request_in_progress"})
+    if job.state is JobState.CANCELLED:  # not 409: fal-client retries 409s
+        raise InvalidRequest(f"request {request_id} was cancelled", details={"code": "request_cancelled"})
     if job.state is not JobState.SUCCEEDED:
         raise failure_of(job)
     signer: UrlSigner = request.app.state.signer
@@ -56,5 +58,8 @@ async def result(request: Request, model: str, request_id: str, principal: JobsR
 
 @router.put("/{model:path}/requests/{request_id}/cancel")
 async def cancel(model: str, request_id: str, principal: JobsWriter, jobs: Jobs) -> JSONResponse:
+    job, _ = await jobs.get(principal.org_id, request_id)
+    if job.state.is_terminal:  # fal's answer, not the core's 409 (which fal-client would retry)
+        return JSONResponse({"status": "ALREADY_COMPLETED"}, status_code=400)
     await jobs.cancel(principal.org_id, request_id)
     return JSONResponse({"status": "CANCELLATION_REQUESTED"}, status_code=202)

@@ -26,7 +26,9 @@ class ImageSize(BaseModel):
 
 
 class MediaInput(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """fal's image and video inputs; keys fal apps define beyond these pass through to the backend."""
+
+    model_config = ConfigDict(extra="allow")
 
     prompt: str = Field(min_length=1, max_length=32_000)
     image_size: Literal["square_hd", "square", "portrait_4_3", "portrait_16_9", "landscape_4_3",
@@ -46,7 +48,7 @@ class MediaInput(BaseModel):
         values = {"prompt": self.prompt, "width": width, "height": height, "num_images": self.num_images,
                   "steps": self.num_inference_steps, "guidance_scale": self.guidance_scale, "seed": self.seed,
                   "negative_prompt": self.negative_prompt, "duration": self.duration}
-        return {k: v for k, v in values.items() if v is not None}
+        return {**(self.model_extra or {}), **{k: v for k, v in values.items() if v is not None}}
 
 
 class SpeechInput(BaseModel):

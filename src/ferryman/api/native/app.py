@@ -10,7 +10,19 @@ from starlette.responses import JSONResponse, Response
 from ferryman.api.body_limit import BodySizeLimit
 from ferryman.api.deps import authenticate
 from ferryman.api.errors import HTTP_CODES, native_body, render_internal_error, render_native_error
-from ferryman.api.native import audit, invitations, jobs, me, members, models, org, orgs, sessions, tokens
+from ferryman.api.native import (
+    audit,
+    fleet,
+    invitations,
+    jobs,
+    me,
+    members,
+    models,
+    org,
+    orgs,
+    sessions,
+    tokens,
+)
 from ferryman.errors import FerrymanError
 
 
@@ -43,6 +55,7 @@ def create_native_app(*, max_body_bytes: int) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(models.router)
     app.include_router(org.router)
+    app.include_router(fleet.router)
     for router in (me.router, orgs.router, members.router, invitations.router, tokens.router, sessions.router,
                    audit.router):
         app.include_router(router)

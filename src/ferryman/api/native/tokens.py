@@ -41,9 +41,8 @@ async def mint_short_lived(body: ShortLivedCreate, principal: CurrentPrincipal, 
     if principal.short_lived:
         raise Forbidden("a short-lived token cannot mint another; use an API token or a browser session")
     scopes = frozenset(body.scopes) if body.scopes is not None else principal.scopes
-    if excess := scopes - principal.scopes:
-        raise Forbidden(f"the calling token lacks {sorted(excess)}, so it cannot grant them",
-                        details={"scopes": sorted(excess)})
+    if excess := sorted(s.value for s in scopes - principal.scopes):
+        raise Forbidden(f"the calling token lacks {excess}, so it cannot grant them", details={"scopes": excess})
     minted = await accounts.identity.mint_short_lived(parent=principal.token_id, user_id=principal.user_id,
                                                       org_id=principal.org_id, scopes=scopes,
                                                       ttl_seconds=body.ttl_seconds, ip=ip)

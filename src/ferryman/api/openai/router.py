@@ -53,8 +53,7 @@ async def _text(request: Request, body: ChatCompletionRequest | CompletionReques
     if body.run_async:
         return await _accept(request, jobs, principal, task, body.model, payload)
     if body.stream:
-        job, _ = await jobs.submit(spec_for(principal, task=task, model=body.model, payload=payload),
-                                   acknowledge=False)
+        job, _ = await jobs.submit(spec_for(principal, task=task, model=body.model, payload=payload))
         events = await jobs.follow(principal.org_id, job.id)
         return StreamingResponse(render.text_stream(jobs, job, events, chat=chat, include_usage=body.include_usage),
                                  media_type="text/event-stream", headers=STREAM_HEADERS)

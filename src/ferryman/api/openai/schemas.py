@@ -25,9 +25,13 @@ class StreamOptions(BaseModel):
 
 
 class Sampling(BaseModel):
-    """What chat and completions share; `async: true` answers 202 with a pollable request id."""
+    """What chat and completions share; `async: true` answers 202 with a pollable request id.
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    Keys OpenAI does not define (`top_k`, `min_p`, … sent as the SDK's `extra_body`) pass through to the backend,
+    which ignores what it does not know (docs/backends.md).
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     model: str = Field(min_length=1, max_length=200)
     stream: bool = False
@@ -55,7 +59,7 @@ class Sampling(BaseModel):
                          "stop": stop, "seed": self.seed, "n": self.n if self.n != 1 else None,
                          "presence_penalty": self.presence_penalty, "frequency_penalty": self.frequency_penalty,
                          "logit_bias": self.logit_bias, "user": self.user,
-                         "stream": True if self.stream else None})
+                         "stream": True if self.stream else None, **(self.model_extra or {})})
 
 
 class ChatCompletionRequest(Sampling):

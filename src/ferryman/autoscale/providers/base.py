@@ -11,15 +11,17 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from ferryman.errors import FerrymanError
 from ferryman.types import Region
 
 
-class ProviderError(RuntimeError):
+class ProviderError(FerrymanError, RuntimeError):
     """A provider refused or failed an operation. `retryable` says whether trying again may help.
 
-    To be re-based on ferryman.errors when the executor is wired in; kept local so this package
-    depends only on ferryman.types.
+    It never reaches a surface: the autoscaler logs it and tries again on a later tick.
     """
+
+    code = "provider_error"
 
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
@@ -65,13 +67,19 @@ class Offer:
 
 @dataclass(frozen=True, slots=True)
 class WorkerLaunch:
-    """How a new worker reaches its region's queue node. The token is kept out of repr and logs."""
+    """How a new worker reaches its region's queue node. The token is kept out of repr and logs.
+
+    `worker_id` is the id the worker registers under, so the autoscaler can tell when the machine it rented
+    has joined (its provisioning lag) and which instance to destroy when it drains the worker.
+    """
 
     url: str
     token: str = field(repr=False)
     region: Region
     backend: str
     models: tuple[str, ...]
+    slots: int = 1
+    worker_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """Workers as local subprocesses: `ferryman up` and development, where the GPU is this machine's.
 
 The command line is a template, so tests (and unusual setups) can run something else. Placeholders
-{python} {url} {token} {region} {backend} {models} are replaced inside each argument; nothing goes
+{python} {url} {token} {region} {backend} {models} {slots} {worker_id} are replaced inside each argument; nothing goes
 through a shell. Note that a token on a command line is visible to other local users in `ps`.
 """
 
@@ -21,7 +21,7 @@ from .base import Instance, InstanceState, Offer, OfferQuery, ProviderError, Wor
 DEFAULT_WORKER_COMMAND = (
     "{python}", "-m", "ferryman", "worker",
     "--url", "{url}", "--token", "{token}", "--region", "{region}",
-    "--backend", "{backend}", "--models", "{models}",
+    "--backend", "{backend}", "--models", "{models}", "--slots", "{slots}", "--worker-id", "{worker_id}",
 )  # fmt: skip
 
 
@@ -119,6 +119,8 @@ def _fill(part: str, launch: WorkerLaunch) -> str:
         "{region}": launch.region.value,
         "{backend}": launch.backend,
         "{models}": ",".join(launch.models),
+        "{slots}": str(launch.slots),
+        "{worker_id}": launch.worker_id,
     }
     for placeholder, value in values.items():
         part = part.replace(placeholder, value)

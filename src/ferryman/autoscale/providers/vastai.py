@@ -44,7 +44,7 @@ TOKEN_ENV = "FERRYMAN_WORKER_TOKEN"
 # The token travels in the instance's environment, not in the onstart text.
 DEFAULT_ONSTART = (
     'python -m ferryman worker --url {url} --token "$' + TOKEN_ENV + '" '
-    "--region {region} --backend {backend} --models {models}"
+    "--region {region} --backend {backend} --models {models} --slots {slots} --worker-id {worker_id}"
 )
 _STATES = {
     "running": InstanceState.RUNNING,
@@ -190,6 +190,8 @@ class VastAIProvider:
             region=shlex.quote(launch.region.value),
             backend=shlex.quote(launch.backend),
             models=shlex.quote(",".join(launch.models)),
+            slots=launch.slots,
+            worker_id=shlex.quote(launch.worker_id),
         )
         return {
             "client_id": "me",

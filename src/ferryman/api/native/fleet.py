@@ -1,0 +1,87 @@
+"""GET /v1/admin/fleet: the autoscaler's fleets and recent decisions, for the operator only.
+
+A fleet spans every org's traffic, so an org role is not enough: the caller needs the `org:admin` scope and must
+be a platform admin (the user `ferryman up` created first).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from starlette.responses import JSONResponse
+
+from ferryman.api.deps import AppContainer, OrgAdmin
+from ferryman.autoscale import DecisionRecord, FleetStatus
+from ferryman.errors import Forbidden
+from ferryman.identity import Principal
+
+router = APIRouter()
+
+
+async def require_platform_admin(principal: OrgAdmin, container: AppContainer) -> Principal:
+    if not await container.identity.is_platform_admin(principal.user_id):
+        raise Forbidden("the fleet is visible to platform admins only (the operator account of this Ferryman)")
+    return principal
+
+
+PlatformAdmin = Annotated[Principal, Depends(require_platform_admin)]
+
+
+@router.get("/admin/fleet")
+async def get_fleet(
+    _: PlatformAdmin,
+    container: AppContainer,
+    decisions: Annotated[int, Query(ge=0, le=1000, description="Recent decisions per fleet, newest first.")] = 20,
+) -> JSONResponse:
+    autoscaler = container.autoscaler
+    fleets = autoscaler.status() if autoscaler is not None else []
+    return JSONResponse(
+        {"object": "fleet", "autoscaling": autoscaler is not None, "data": [_fleet(f, decisions) for f in fleets]}
+    )
+
+
+def _fleet(status: FleetStatus, decisions: int) -> dict[str, Any]:
+    recent = list(reversed(status.decisions))[:decisions]
+    workers = recent[0].decision.signals.workers if recent else ()
+    return {
+        "region": status.region.value,
+        "model": status.model,
+        "provider": status.provider,
+        "provisioning_lag_seconds": status.provisioning_lag_s,
+        "spend_usd_per_hour": status.spend_usd_per_hour,
+        "workers": [
+            {"id": w.worker_id, "state": w.state.value, "slots": w.slots, "busy_slots": w.busy_slots}
+            for w in workers
+        ],
+        "decisions": [_decision(r) for r in recent],
+    }
+
+
+def _decision(record: DecisionRecord) -> dict[str, Any]:
+    decision, signals = record.decision, record.decision.signals
+    return {
+        "at": record.at,
+        "desired_workers": decision.desired_workers,
+        "scale_up": decision.scale_up,
+        "resume": list(decision.resume),
+        "drain": list(decision.drain),
+        "reason": decision.reason,
+        "actions": list(record.actions),
+        "signals": {
+            "priority": signals.priority.value,
+            "arrival_rate_per_second": {"short": signals.short.rate_per_s, "long": signals.long.rate_per_s},
+            "mean_service_seconds": signals.mean_service_s(signals.short),
+            "offered_load_slots": signals.offered_load(signals.short),
+            "peakedness": signals.demand_peakedness,
+            "queue_depth": signals.queue_depth,
+            "oldest_job_age_seconds": signals.oldest_job_age_s,
+            "workers": {
+                "starting": signals.starting,
+                "warm": signals.warm,
+                "busy": signals.busy,
+                "draining": signals.draining,
+            },
+            "provisioning_lag_seconds": signals.provisioning_lag_s,
+        },
+    }

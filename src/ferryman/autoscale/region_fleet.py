@@ -1,0 +1,354 @@
+"""One region's autoscaled fleets: build FleetSignals from the queue node, ask the policy, carry out the Decision.
+
+Workers are drained on the node's side (`QueueNode.set_worker_draining`: no new jobs, as if the worker had sent
+`drain`) and destroyed only once idle, so no job is ever killed by a scale-down. The protocol needs no new
+message for that: destroying sends the worker process SIGTERM (or stops its machine) after its last job.
+Workers this fleet did not provision count as capacity but are never drained or destroyed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from ferryman import dispatch
+from ferryman.clock import Clock
+from ferryman.types import Priority, Region
+
+from .estimators import ServiceTimeFit
+from .models import Decision, FleetSignals, ScalingPolicy, WorkerState, WorkerView
+from .observer import DEFAULT_SERVICE_PRIOR, ModelTraffic, SignalWindows, TrafficObserver
+from .providers import Offer, OfferQuery, Provider, ProviderError, WorkerLaunch
+
+log = structlog.get_logger(__name__)
+_LAG_SMOOTHING = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedModel:
+    """A model the autoscaler runs workers for: the backend that serves it and the slots of each worker."""
+
+    name: str
+    backend: str
+    slots: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class FleetTargets:
+    """Per priority class: the queue-wait objective and the time within which a backlog must clear."""
+
+    wait_target_s: Mapping[Priority, float]
+    deadline_s: Mapping[Priority, float]
+    initial_lag_s: float = 30.0
+    boot_timeout_s: float = 600.0
+    gpu_name: str = "local"
+    history: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """A decision as it was made (`at` is wall-clock time) and what the executor did about it."""
+
+    at: float
+    decision: Decision
+    actions: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FleetStatus:
+    """One (region, model) fleet as the admin API and the metrics show it; `decisions` are oldest first."""
+
+    region: Region
+    model: str
+    provider: str
+    provisioning_lag_s: float
+    spend_usd_per_hour: float
+    decisions: tuple[DecisionRecord, ...]
+
+
+@dataclass(slots=True)
+class _Instance:
+    worker_id: str
+    instance_id: str
+    model: str
+    price_usd_per_hour: float
+    provisioned_mono: float
+    attached: bool = False
+    draining: bool = False
+    idle_since_mono: float | None = None
+
+
+@dataclass(slots=True)
+class _Tick:
+    """What one model's tick saw and did."""
+
+    snapshot: dispatch.FleetSnapshot
+    actions: list[str] = field(default_factory=list)
+
+
+class RegionFleet:
+    """The fleets of every managed model in one region, behind one provider. Touched only from its region's
+    controller task (and `aclose`), one tick at a time."""
+
+    def __init__(
+        self,
+        region: Region,
+        *,
+        node: dispatch.QueueNode,
+        provider: Provider,
+        launch_url: str,
+        worker_token: str,
+        models: Sequence[ManagedModel],
+        policies: Mapping[str, ScalingPolicy],
+        targets: FleetTargets,
+        windows: SignalWindows,
+        clock: Clock,
+        spend_cap_usd_per_hour: float | None = None,
+        prior: ServiceTimeFit = DEFAULT_SERVICE_PRIOR,
+    ) -> None:
+        self.region, self.node, self.provider = region, node, provider
+        self._url, self._token = launch_url, worker_token
+        self.models = {m.name: m for m in models}
+        self._policies, self._targets, self._clock = policies, targets, clock
+        self._spend_cap = spend_cap_usd_per_hour
+        self.observer = TrafficObserver(self.models, windows=windows, now_mono=clock.monotonic(), prior=prior)
+        self.lag_s = targets.initial_lag_s
+        self.price_usd_per_hour: float | None = None
+        self.history: dict[str, deque[DecisionRecord]] = {
+            m: deque(maxlen=targets.history) for m in self.models
+        }
+        self._instances: dict[str, _Instance] = {}
+        self._numbers = itertools.count(1)
+        self._lag_measured = False
+
+    @property
+    def spend_usd_per_hour(self) -> float:
+        return sum(i.price_usd_per_hour for i in self._instances.values())
+
+    def traffic(self, model: str) -> ModelTraffic:
+        return self.observer.models[model]
+
+    async def tick(self) -> list[DecisionRecord]:
+        """Decide and act once for every managed model; provider failures are logged, never raised."""
+        records = []
+        for model in self.models:
+            tick = _Tick(self.node.fleet_snapshot(model))
+            await self._reconcile(model, tick)
+            decision = self._policies[model].decide(await self._signals(model, tick.snapshot))
+            await self._execute(decision, tick)
+            record = DecisionRecord(self._clock.now(), decision, tuple(tick.actions))
+            self.history[model].append(record)
+            records.append(record)
+        return records
+
+    async def aclose(self) -> None:
+        """Destroy every instance this fleet provisioned (the process is stopping; nothing will reap them)."""
+        for instance in tuple(self._instances.values()):
+            await self._destroy(instance, "shutdown", [])
+
+    # -- signals
+
+    async def _signals(self, model: str, snapshot: dispatch.FleetSnapshot) -> FleetSignals:
+        now = snapshot.at_mono
+        traffic = self.traffic(model)
+        workers = self._worker_views(model, snapshot)
+        traffic.demand.observe(now, sum(w.busy_slots for w in workers) + snapshot.queue_depth)
+        priority = traffic.priority_at(now)
+        short, long = traffic.short.window_at(now), traffic.long.window_at(now)
+        # sized by the recent mean job: the node keeps no per-job token counts for the queue
+        depth = snapshot.queue_depth
+        return FleetSignals(
+            region=self.region,
+            model=model,
+            priority=priority,
+            now_s=now,
+            short=short,
+            long=long,
+            service=traffic.service.fit(),
+            demand_peakedness=traffic.demand.peakedness,
+            queue_depth=depth,
+            queued_prompt_tokens=round(depth * short.mean_prompt_tokens),
+            queued_output_tokens=round(depth * short.mean_output_tokens),
+            oldest_job_age_s=snapshot.oldest_job_age_s,
+            workers=workers,
+            provisioning_lag_s=self.lag_s,
+            wait_target_s=self._targets.wait_target_s[priority],
+            deadline_s=self._targets.deadline_s[priority],
+            slots_per_worker=self.models[model].slots,
+            price_usd_per_worker_hour=await self._price(),
+        )
+
+    def _worker_views(self, model: str, snapshot: dispatch.FleetSnapshot) -> tuple[WorkerView, ...]:
+        views = []
+        attached = {w.worker_id for w in snapshot.workers}
+        for w in snapshot.workers:
+            instance = self._instances.get(w.worker_id)
+            state = WorkerState.WARM if w.in_service else WorkerState.DRAINING
+            idle_since = (
+                None if w.busy_slots else (instance.idle_since_mono if instance else snapshot.at_mono)
+            )
+            provisioned = instance.provisioned_mono if instance else w.connected_mono
+            views.append(WorkerView(w.worker_id, state, w.slots, w.busy_slots, provisioned, idle_since))
+        for i in self._instances.values():
+            if i.model == model and i.worker_id not in attached:
+                views.append(
+                    WorkerView(
+                        i.worker_id, WorkerState.STARTING, self.models[model].slots, 0, i.provisioned_mono
+                    )
+                )
+        return tuple(views)
+
+    async def _price(self) -> float:
+        if self.price_usd_per_hour is None:
+            offer = await self._cheapest_offer([])
+            self.price_usd_per_hour = offer.price_usd_per_hour if offer else 0.0
+        return self.price_usd_per_hour
+
+    # -- keeping track of what runs
+
+    async def _reconcile(self, model: str, tick: _Tick) -> None:
+        """Notice workers that joined (measuring the provisioning lag), went idle, vanished or never came."""
+        snapshot = tick.snapshot
+        seen = {w.worker_id: w for w in snapshot.workers}
+        for instance in [i for i in self._instances.values() if i.model == model]:
+            worker = seen.get(instance.worker_id)
+            if worker is None:
+                if instance.attached:
+                    await self._destroy(instance, "worker_lost", tick.actions)
+                elif snapshot.at_mono - instance.provisioned_mono > self._targets.boot_timeout_s:
+                    await self._destroy(instance, "boot_timed_out", tick.actions)
+                continue
+            if not instance.attached:
+                instance.attached = True
+                self._measure_lag(worker.connected_mono - instance.provisioned_mono)
+            if worker.busy_slots:
+                instance.idle_since_mono = None
+            elif instance.idle_since_mono is None:
+                instance.idle_since_mono = snapshot.at_mono
+            if instance.draining and not worker.busy_slots:
+                await self._destroy(instance, "drained", tick.actions)
+
+    def _measure_lag(self, lag_s: float) -> None:
+        if not self._lag_measured:
+            self.lag_s, self._lag_measured = lag_s, True
+        else:
+            self.lag_s += _LAG_SMOOTHING * (lag_s - self.lag_s)
+
+    # -- carrying a decision out
+
+    async def _execute(self, decision: Decision, tick: _Tick) -> None:
+        busy = {w.worker_id: w.busy_slots for w in tick.snapshot.workers}
+        for worker_id in decision.resume:
+            instance = self._instances.get(worker_id)
+            if instance is not None and instance.draining and self.node.set_worker_draining(worker_id, False):
+                instance.draining = False
+                tick.actions.append(f"resumed {worker_id}")
+        for worker_id in decision.drain:
+            await self._drain(worker_id, busy, tick.actions)
+        await self._provision(decision.signals, decision.scale_up, tick.actions)
+
+    async def _drain(self, worker_id: str, busy: Mapping[str, int], actions: list[str]) -> None:
+        instance = self._instances.get(worker_id)
+        if instance is None:
+            actions.append(f"kept {worker_id}: not provisioned by the autoscaler")
+        elif not instance.attached:
+            await self._destroy(instance, "cancelled", actions)
+        else:
+            self.node.set_worker_draining(worker_id, True)
+            instance.draining = True
+            if busy.get(worker_id, 0) == 0:
+                await self._destroy(instance, "drained", actions)
+            else:
+                actions.append(f"draining {worker_id}")
+
+    async def _provision(self, signals: FleetSignals, count: int, actions: list[str]) -> None:
+        model = self.models[signals.model]
+        for _ in range(count):
+            offer = await self._cheapest_offer(actions)
+            if offer is None:
+                return
+            if (
+                self._spend_cap is not None
+                and self.spend_usd_per_hour + offer.price_usd_per_hour > self._spend_cap
+            ):
+                actions.append(f"spend cap {self._spend_cap:.2f} $/h reached")
+                return
+            worker_id = f"as-{self.region.value}-{next(self._numbers)}-{secrets.token_hex(3)}"
+            launch = WorkerLaunch(
+                url=self._url,
+                token=self._token,
+                region=self.region,
+                backend=model.backend,
+                models=(model.name,),
+                slots=model.slots,
+                worker_id=worker_id,
+            )
+            try:
+                instance = await self.provider.provision(offer, launch)
+            except ProviderError as exc:
+                self._provider_failed("provision", exc, actions)
+                return
+            self._instances[worker_id] = _Instance(
+                worker_id,
+                instance.instance_id,
+                model.name,
+                instance.price_usd_per_hour,
+                self._clock.monotonic(),
+            )
+            actions.append(f"provisioned {worker_id} ({instance.instance_id})")
+            log.info(
+                "autoscaler.provisioned",
+                region=self.region,
+                model=model.name,
+                worker_id=worker_id,
+                instance_id=instance.instance_id,
+                provider=self.provider.name,
+            )
+
+    async def _cheapest_offer(self, actions: list[str]) -> Offer | None:
+        try:
+            offers = await self.provider.offers(
+                OfferQuery(gpu_name=self._targets.gpu_name, region=self.region)
+            )
+        except ProviderError as exc:
+            self._provider_failed("offers", exc, actions)
+            return None
+        if not offers:
+            actions.append(f"no offers from {self.provider.name}")
+            return None
+        cheapest = min(offers, key=lambda o: o.price_usd_per_hour)
+        self.price_usd_per_hour = cheapest.price_usd_per_hour
+        return cheapest
+
+    async def _destroy(self, instance: _Instance, why: str, actions: list[str]) -> None:
+        try:
+            await self.provider.destroy(instance.instance_id)
+        except ProviderError as exc:
+            self._provider_failed("destroy", exc, actions)
+            return  # still ours: the next tick tries again
+        self._instances.pop(instance.worker_id, None)
+        actions.append(f"destroyed {instance.worker_id} ({why})")
+        log.info(
+            "autoscaler.destroyed",
+            region=self.region,
+            model=instance.model,
+            worker_id=instance.worker_id,
+            instance_id=instance.instance_id,
+            reason=why,
+        )
+
+    def _provider_failed(self, operation: str, exc: ProviderError, actions: list[str]) -> None:
+        actions.append(f"{operation} failed: {exc}")
+        log.warning(
+            "autoscaler.provider_failed",
+            region=self.region,
+            provider=self.provider.name,
+            operation=operation,
+            error=str(exc),
+            retryable=exc.retryable,
+        )
