@@ -34,21 +34,31 @@ def _authenticate(data_dir: Path, secret: str) -> Principal:
 def test_identity_mint_token_prints_a_working_token_with_the_preset(tmp_path: Path) -> None:
     org = _org(tmp_path)
 
-    result = CliRunner().invoke(app, ["identity", "mint-token", org.id, "--preset", "inference",
-                                      "--data-dir", str(tmp_path)])
+    result = CliRunner().invoke(
+        app, ["identity", "mint-token", org.id, "--preset", "inference", "--data-dir", str(tmp_path)]
+    )
 
     principal = _authenticate(tmp_path, result.stdout.strip())
     assert (result.exit_code, principal.org_id, principal.region, principal.scopes) == (
-        0, org.id, Region.EU, frozenset({Scope.JOBS_READ, Scope.JOBS_WRITE}))
+        0,
+        org.id,
+        Region.EU,
+        frozenset({Scope.JOBS_READ, Scope.JOBS_WRITE}),
+    )
 
 
 def test_identity_invite_prints_the_link(tmp_path: Path) -> None:
     org = _org(tmp_path)
 
-    result = CliRunner().invoke(app, ["identity", "invite", org.id, "--role", "viewer", "--max-uses", "5",
-                                      "--data-dir", str(tmp_path)])
+    result = CliRunner().invoke(
+        app,
+        ["identity", "invite", org.id, "--role", "viewer", "--max-uses", "5", "--data-dir", str(tmp_path)],
+    )
 
-    assert (result.exit_code, result.stdout.startswith("http://127.0.0.1:8000/web/invitations/fmi_")) == (0, True)
+    assert (result.exit_code, result.stdout.startswith("http://127.0.0.1:8000/web/invitations/fmi_")) == (
+        0,
+        True,
+    )
 
 
 def test_identity_invite_for_unknown_org_fails_clearly(tmp_path: Path) -> None:

@@ -52,7 +52,9 @@ def _deep_imports(path: Path, own: str) -> list[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ferryman."):
             parts = node.module.split(".")
-            is_surface = parts[1] == "api" and len(parts) == 3  # api/ holds one public module or package per surface
+            is_surface = (
+                parts[1] == "api" and len(parts) == 3
+            )  # api/ holds one public module or package per surface
             deep = len(parts) > 2 and parts[1] != own and parts[1] in PACKAGES and not is_surface
             if deep and node.module not in ALLOWED_DEEP_IMPORTS:
                 found.append(f"{path.relative_to(SRC)}: from {node.module} import …")

@@ -22,8 +22,7 @@ from ferryman.container import Container, open_container
 from ferryman.web import WebConfig, create_web_app
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None,
-               on_ready: Any = None) -> Starlette:
+def create_app(settings: Settings, *, clock: Clock | None = None, on_ready: Any = None) -> Starlette:
     """Build the app; the container opens when the lifespan starts and closes when it ends."""
 
     @asynccontextmanager

@@ -11,8 +11,8 @@ import shutil
 import signal
 import socket
 import ssl
-from pathlib import Path
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -25,15 +25,20 @@ from ferryman.logs import configure_logging
 
 T = TypeVar("T")
 
-app = typer.Typer(help="Ferryman: one API in front of a fleet of GPU workers.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Ferryman: one API in front of a fleet of GPU workers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 orgs_app = typer.Typer(help="Manage organizations (operator commands; they act on the data dir directly).")
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(simulate_app)
 app.add_typer(identity_app)
 console = Console(stderr=True)
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default ./.ferryman or $FERRYMAN_HOME).")]
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory (default ./.ferryman or $FERRYMAN_HOME).")
+]
 Port = Annotated[int, typer.Option("--port", help="API port.")]
 TlsCert = Annotated[Path | None, typer.Option("--tls-cert", help="PEM certificate: serve HTTPS and WSS.")]
 TlsKey = Annotated[Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")]
@@ -101,17 +106,27 @@ async def _serve(settings: Settings, *, with_workers: bool) -> None:
         ca = ["--ca-file", str(settings.tls_ca_file)] if settings.tls_ca_file else []
         # with --autoscale the autoscaler starts (and stops) the model's workers; speech stays a fixed set
         served = ([] if settings.autoscale else [(backend, model)]) + (
-            [] if settings.dev or not settings.speech_workers else _speech_backends())
+            [] if settings.dev or not settings.speech_workers else _speech_backends()
+        )
         for region in settings.regions:
             token = (settings.data_dir / f"worker-token-{region}").read_text().strip()
             for name, served_model in served:
-                argv = worker_argv(url=url, region=region, backend=name, models=[served_model],
-                                   slots=settings.worker_slots,
-                                   extra=["--worker-id", f"local-{region}-{name}-{socket.gethostname()}", *ca])
-                commands.append(WorkerCommand(f"worker-{region}-{name}", argv, {"FERRYMAN_WORKER_TOKEN": token}))
+                argv = worker_argv(
+                    url=url,
+                    region=region,
+                    backend=name,
+                    models=[served_model],
+                    slots=settings.worker_slots,
+                    extra=["--worker-id", f"local-{region}-{name}-{socket.gethostname()}", *ca],
+                )
+                commands.append(
+                    WorkerCommand(f"worker-{region}-{name}", argv, {"FERRYMAN_WORKER_TOKEN": token})
+                )
         supervisor = WorkerSupervisor(commands)
         supervisor.start()
-        console.print(f"Started {len(commands)} local workers ({backend}, model {model}). Ctrl-C stops everything.")
+        console.print(
+            f"Started {len(commands)} local workers ({backend}, model {model}). Ctrl-C stops everything."
+        )
         if settings.autoscale:
             console.print(f"Autoscaling {model} ({backend}) workers per region: see GET /v1/admin/fleet.")
     waiter = asyncio.create_task(_wait_for_signal())
@@ -129,27 +144,47 @@ async def _serve(settings: Settings, *, with_workers: bool) -> None:
 
 @app.command()
 def up(
-    port: Port = 8000, data_dir: DataDir = None,
+    port: Port = 8000,
+    data_dir: DataDir = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    dev: Annotated[bool, typer.Option("--dev", help="Serve the `echo` test backend instead of the real model.")] = False,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Serve the `echo` test backend instead of the real model.")
+    ] = False,
     slots: Annotated[int, typer.Option(help="Slots per local worker.")] = 1,
-    tls_cert: TlsCert = None, tls_key: TlsKey = None,
-    tls_ca: Annotated[Path | None, typer.Option("--tls-ca", help="CA bundle local workers verify with.")] = None,
-    autoscale: Annotated[bool, typer.Option(
-        "--autoscale", help="Start and stop the model's local workers with the autoscaler.")] = False,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    tls_ca: Annotated[
+        Path | None, typer.Option("--tls-ca", help="CA bundle local workers verify with.")
+    ] = None,
+    autoscale: Annotated[
+        bool,
+        typer.Option("--autoscale", help="Start and stop the model's local workers with the autoscaler."),
+    ] = False,
 ) -> None:
     """Run the API, a queue node per region and local workers per region: the local model, speech, transcription."""
-    settings = _settings(data_dir, port=port, host=host, dev=dev or None, worker_slots=slots,
-                         tls_cert_file=tls_cert, tls_key_file=tls_key, tls_ca_file=tls_ca,
-                         autoscale=autoscale or None)
+    settings = _settings(
+        data_dir,
+        port=port,
+        host=host,
+        dev=dev or None,
+        worker_slots=slots,
+        tls_cert_file=tls_cert,
+        tls_key_file=tls_key,
+        tls_ca_file=tls_ca,
+        autoscale=autoscale or None,
+    )
     configure_logging(settings.log_level)
     _run(_serve(settings, with_workers=True))
 
 
 @app.command()
-def serve(port: Port = 8000, data_dir: DataDir = None,
-          host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-          tls_cert: TlsCert = None, tls_key: TlsKey = None) -> None:
+def serve(
+    port: Port = 8000,
+    data_dir: DataDir = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+) -> None:
     """Run the API and the region queue nodes only; workers join from elsewhere with `ferryman worker`."""
     settings = _settings(data_dir, port=port, host=host, tls_cert_file=tls_cert, tls_key_file=tls_key)
     configure_logging(settings.log_level)
@@ -172,11 +207,17 @@ def worker(
     region: Annotated[str, typer.Option(help="Region of the worker token: us or eu.")],
     backend: Annotated[str, typer.Option(help="Backend: echo, llamacpp, openai-upstream, or a plugin.")],
     token: Annotated[str, typer.Option(envvar="FERRYMAN_WORKER_TOKEN", help="Worker token (fmw_…).")] = "",
-    models: Annotated[list[str] | None, typer.Option(help="Model names to serve (repeat or comma-separate).")] = None,
+    models: Annotated[
+        list[str] | None, typer.Option(help="Model names to serve (repeat or comma-separate).")
+    ] = None,
     slots: Annotated[int, typer.Option(min=1, max=4096, help="Jobs run at once.")] = 1,
     worker_id: Annotated[str | None, typer.Option(help="Stable id of this worker.")] = None,
-    upstream_url: Annotated[str | None, typer.Option(help="openai-upstream: base URL, e.g. http://127.0.0.1:9000/v1.")] = None,
-    upstream_api_key: Annotated[str | None, typer.Option(envvar="FERRYMAN_UPSTREAM_API_KEY", help="openai-upstream: API key.")] = None,
+    upstream_url: Annotated[
+        str | None, typer.Option(help="openai-upstream: base URL, e.g. http://127.0.0.1:9000/v1.")
+    ] = None,
+    upstream_api_key: Annotated[
+        str | None, typer.Option(envvar="FERRYMAN_UPSTREAM_API_KEY", help="openai-upstream: API key.")
+    ] = None,
     model_path: Annotated[str | None, typer.Option(help="llamacpp: path of a GGUF file.")] = None,
     option: Annotated[list[str] | None, typer.Option(help="Backend option key=value (repeatable).")] = None,
     ca_file: Annotated[Path | None, typer.Option(help="CA bundle to verify a wss:// API with.")] = None,
@@ -187,23 +228,39 @@ def worker(
 
     configure_logging(os.environ.get("FERRYMAN_LOG_LEVEL", "info"))
     if not token:
-        console.print("[red]No worker token.[/] Pass --token or set FERRYMAN_WORKER_TOKEN "
-                      "(ferryman up writes one to .ferryman/worker-token-<region>).")
+        console.print(
+            "[red]No worker token.[/] Pass --token or set FERRYMAN_WORKER_TOKEN "
+            "(ferryman up writes one to .ferryman/worker-token-<region>)."
+        )
         raise typer.Exit(2)
     names = tuple(m.strip() for item in models or [] for m in item.split(",") if m.strip())
-    backend_settings = BackendSettings(models=names, model_path=model_path, upstream_url=upstream_url,
-                                       upstream_api_key=upstream_api_key, slots=slots,
-                                       options=_parse_options(option or []))
+    backend_settings = BackendSettings(
+        models=names,
+        model_path=model_path,
+        upstream_url=upstream_url,
+        upstream_api_key=upstream_api_key,
+        slots=slots,
+        options=_parse_options(option or []),
+    )
     try:
         chosen = load_backend(backend, backend_settings)
     except ConfigError as exc:
         console.print(f"[red]{exc.message}[/]")
         raise typer.Exit(2) from None
     # wss:// always verifies: against --ca-file, else the system's trust store (websockets refuses ssl=None there)
-    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None) \
-        if ca_file or url.startswith("https://") else None
-    settings = AgentSettings(url=url, token=token, region=region, slots=slots, ssl_context=context,
-                             worker_id=worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
+    context = (
+        ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        if ca_file or url.startswith("https://")
+        else None
+    )
+    settings = AgentSettings(
+        url=url,
+        token=token,
+        region=region,
+        slots=slots,
+        ssl_context=context,
+        worker_id=worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
+    )
     agent = WorkerAgent(settings, chosen)
 
     async def main() -> None:
@@ -224,7 +281,8 @@ def worker(
 
 @orgs_app.command("create")
 def orgs_create(
-    name: str, data_dir: DataDir = None,
+    name: str,
+    data_dir: DataDir = None,
     region: Annotated[str, typer.Option(help="Data region: us or eu.")] = "us",
     weight: Annotated[float, typer.Option(help="Fair-share weight against other orgs.")] = 1.0,
     token_days: Annotated[int, typer.Option(min=1, max=90, help="Expiry of the API token printed.")] = 30,
@@ -238,8 +296,9 @@ def orgs_create(
     async def main() -> tuple[str, str]:
         async with open_identity(settings) as identity:
             org, user_id = await identity.create_org(name=name, region=Region(region), weight=weight)
-            issued = await identity.issue_api_token(org_id=org.id, user_id=user_id, name=f"{name} owner",
-                                                    expires_in_days=token_days)
+            issued = await identity.issue_api_token(
+                org_id=org.id, user_id=user_id, name=f"{name} owner", expires_in_days=token_days
+            )
             return org.id, issued.secret
 
     if region not in settings.regions:
@@ -248,18 +307,6 @@ def orgs_create(
     org_id, secret = _run(main())
     console.print(f"Created org {org_id} in region {region}. API token (shown once):")
     print(secret)
-
-
-@app.command("config-docs")
-def config_docs(
-    output: Annotated[Path, typer.Option(help="Where to write the page.")] = Path("docs/configuration.md"),
-) -> None:
-    """Write docs/configuration.md from the settings' declarations."""
-    from ferryman.config import settings_markdown
-
-    output.write_text(settings_markdown())
-    console.print(f"wrote {output}")
-
 
 
 @app.command("config-docs")

@@ -18,8 +18,11 @@ from ferryman.config import Settings
 from ferryman.container import open_accounts
 from ferryman.errors import FerrymanError
 
-identity_app = typer.Typer(name="identity", no_args_is_help=True,
-                           help="Invite people and mint API tokens (operator commands on the data dir).")
+identity_app = typer.Typer(
+    name="identity",
+    no_args_is_help=True,
+    help="Invite people and mint API tokens (operator commands on the data dir).",
+)
 console = Console(stderr=True)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default ./.ferryman).")]
@@ -37,7 +40,8 @@ def _fail(exc: FerrymanError) -> typer.Exit:
 
 @identity_app.command("invite")
 def invite(
-    org_id: OrgArg, data_dir: DataDir = None,
+    org_id: OrgArg,
+    data_dir: DataDir = None,
     email: Annotated[str | None, typer.Option(help="Mail the invitation here (needs SMTP settings).")] = None,
     role: Annotated[str, typer.Option(help="admin, member or viewer.")] = "member",
     max_uses: Annotated[int, typer.Option(min=1, max=1000, help="People the link admits (1 for email).")] = 1,
@@ -50,8 +54,9 @@ def invite(
     async def main() -> str:
         async with open_accounts(_settings(data_dir)) as accounts:
             actor = await accounts.orgs.operator_principal(org_id)
-            issued = await accounts.invitations.create(actor, org_id, role=identity.Role(role), email=email,
-                                                       max_uses=max_uses)
+            issued = await accounts.invitations.create(
+                actor, org_id, role=identity.Role(role), email=email, max_uses=max_uses
+            )
             if email and not issued.email_sent:
                 console.print("[yellow]the email was not sent (no SMTP server configured or it refused)[/]")
             return accounts.invitations.link(issued.secret)
@@ -64,11 +69,14 @@ def invite(
 
 @identity_app.command("mint-token")
 def mint_token(
-    org_id: OrgArg, data_dir: DataDir = None,
+    org_id: OrgArg,
+    data_dir: DataDir = None,
     name: Annotated[str, typer.Option(help="A name to recognise the token by.")] = "operator",
     scopes: Annotated[list[str] | None, typer.Option("--scope", help="A scope (repeatable).")] = None,
     preset: Annotated[str | None, typer.Option(help=f"One of {sorted(identity.SCOPE_PRESETS)}.")] = None,
-    days: Annotated[int, typer.Option(min=1, max=identity.MAX_TOKEN_DAYS, help="Days until it expires.")] = 30,
+    days: Annotated[
+        int, typer.Option(min=1, max=identity.MAX_TOKEN_DAYS, help="Days until it expires.")
+    ] = 30,
 ) -> None:
     """Mint an API token for the org's first Owner and print it (shown once); every scope unless narrowed."""
     chosen = set(scopes or [])
@@ -78,13 +86,17 @@ def mint_token(
     if preset is not None and preset not in identity.SCOPE_PRESETS:
         console.print(f"[red]unknown preset {preset!r}; choose one of {sorted(identity.SCOPE_PRESETS)}[/]")
         raise typer.Exit(2)
-    granted = (frozenset(identity.Scope(s) for s in chosen) | identity.SCOPE_PRESETS.get(preset or "", frozenset())
-               or identity.ALL_SCOPES)
+    granted = (
+        frozenset(identity.Scope(s) for s in chosen) | identity.SCOPE_PRESETS.get(preset or "", frozenset())
+        or identity.ALL_SCOPES
+    )
 
     async def main() -> str:
         async with open_accounts(_settings(data_dir)) as accounts:
             actor = await accounts.orgs.operator_principal(org_id)
-            issued, _ = await accounts.identity.create_token(actor, name=name, scopes=granted, expires_in_days=days)
+            issued, _ = await accounts.identity.create_token(
+                actor, name=name, scopes=granted, expires_in_days=days
+            )
             return issued.secret
 
     try:

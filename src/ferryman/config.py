@@ -27,7 +27,8 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the API listens on.")
     port: int = Field(8000, description="Port the API listens on.")
     global_database_url: str | None = Field(
-        None, description="SQLAlchemy URL of the global store; default: SQLite file global.db in the data dir."
+        None,
+        description="SQLAlchemy URL of the global store; default: SQLite file global.db in the data dir.",
     )
     region_database_urls: dict[str, str] = Field(
         default_factory=dict,
@@ -36,72 +37,107 @@ class Settings(BaseSettings):
     regions: list[str] = Field(default_factory=lambda: ["us", "eu"], description="Regions this API serves.")
     max_body_bytes: int = Field(4 * 1024 * 1024, description="Largest request body accepted (413 above it).")
     lease_seconds: float = Field(30.0, description="Lease a worker gets on a job; progress renews it.")
-    lease_check_interval_seconds: float = Field(0.5, description="How often the queue node looks for lapsed leases.")
-    poison_threshold: int = Field(3, description="Distinct workers a job may crash before it fails as poison.")
+    lease_check_interval_seconds: float = Field(
+        0.5, description="How often the queue node looks for lapsed leases."
+    )
+    poison_threshold: int = Field(
+        3, description="Distinct workers a job may crash before it fails as poison."
+    )
     max_attempts: int = Field(5, description="Attempts (dispatches) a job may have before it fails for good.")
-    backlog_cap: int = Field(100_000, description="Queued jobs per region, model and priority class (429 above).")
+    backlog_cap: int = Field(
+        100_000, description="Queued jobs per region, model and priority class (429 above)."
+    )
     default_deadline_seconds: dict[str, float] = Field(
         default_factory=lambda: {"interactive": 600.0, "async": 3600.0, "batch": 86400.0},
         description="Deadline per priority class when a job names none: queued past it → expired, running → timeout.",
     )
     max_wait_seconds: float = Field(300.0, description="Longest `wait` a synchronous request may ask for.")
     allow_private_webhooks: bool = Field(
-        False, description="Allow webhook URLs on private, loopback or link-local addresses (local development)."
+        False,
+        description="Allow webhook URLs on private, loopback or link-local addresses (local development).",
     )
     webhook_max_attempts: int = Field(6, description="Delivery attempts per webhook before giving up.")
-    webhook_backoff_seconds: float = Field(1.0, description="First retry delay of a webhook; doubles each attempt.")
+    webhook_backoff_seconds: float = Field(
+        1.0, description="First retry delay of a webhook; doubles each attempt."
+    )
     webhook_timeout_seconds: float = Field(10.0, description="Timeout of one webhook delivery attempt.")
-    event_retention_seconds: float = Field(600.0, description="How long a finished job's stream events stay replayable.")
+    event_retention_seconds: float = Field(
+        600.0, description="How long a finished job's stream events stay replayable."
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning or error.")
     access_log: bool = Field(False, description="Log every HTTP request (slow under load).")
-    dev: bool = Field(False, description="Serve the `echo` test backend instead of the real model in `ferryman up`.")
-    model_name: str = Field("smollm2-135m", description="Name under which `ferryman up` serves its local model.")
+    dev: bool = Field(
+        False, description="Serve the `echo` test backend instead of the real model in `ferryman up`."
+    )
+    model_name: str = Field(
+        "smollm2-135m", description="Name under which `ferryman up` serves its local model."
+    )
     worker_slots: int = Field(1, description="Slots of each local worker `ferryman up` starts.")
     tls_cert_file: Path | None = Field(
-        None, description="PEM certificate (chain) to serve HTTPS and WSS with; plain HTTP when unset.")
+        None, description="PEM certificate (chain) to serve HTTPS and WSS with; plain HTTP when unset."
+    )
     tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
     tls_ca_file: Path | None = Field(
-        None, description="CA bundle the local workers of `ferryman up` verify the API's certificate with "
-        "(default: the system's trust store).")
+        None,
+        description="CA bundle the local workers of `ferryman up` verify the API's certificate with "
+        "(default: the system's trust store).",
+    )
     speech_workers: bool = Field(
-        True, description="`ferryman up` also starts espeak (speech) and pocketsphinx (transcription) workers "
-        "when their engines are installed.")
+        True,
+        description="`ferryman up` also starts espeak (speech) and pocketsphinx (transcription) workers "
+        "when their engines are installed.",
+    )
 
     # autoscaling (docs/autoscaler.md)
     autoscale: bool = Field(
-        False, description="Size each region's fleet per model with the autoscaler; `ferryman up --autoscale` "
-        "starts local workers through it instead of a fixed set.")
-    autoscale_interval_seconds: float = Field(2.0, description="How often the autoscaler decides, per region.")
-    autoscale_min_workers: int = Field(1, description="Fewest workers per (region, model); batch-only models "
-                                       "may still go to zero.")
+        False,
+        description="Size each region's fleet per model with the autoscaler; `ferryman up --autoscale` "
+        "starts local workers through it instead of a fixed set.",
+    )
+    autoscale_interval_seconds: float = Field(
+        2.0, description="How often the autoscaler decides, per region."
+    )
+    autoscale_min_workers: int = Field(
+        1, description="Fewest workers per (region, model); batch-only models may still go to zero."
+    )
     autoscale_max_workers: int = Field(4, description="Most workers per (region, model).")
     autoscale_cooldown_seconds: float = Field(
-        300.0, description="How long the need must stay lower before the autoscaler drains a worker.")
+        300.0, description="How long the need must stay lower before the autoscaler drains a worker."
+    )
     autoscale_spend_cap_usd_per_hour: float | None = Field(
-        None, description="Most the autoscaled workers may cost per hour, over all models of a region.")
+        None, description="Most the autoscaled workers may cost per hour, over all models of a region."
+    )
     autoscale_batch_scales_to_zero: bool = Field(
-        True, description="Let a model that only gets batch jobs scale to zero workers.")
+        True, description="Let a model that only gets batch jobs scale to zero workers."
+    )
     autoscale_short_window_seconds: float = Field(60.0, description="Short EWMA window of job arrivals.")
     autoscale_long_window_seconds: float = Field(600.0, description="Long EWMA window of job arrivals.")
     autoscale_wait_target_seconds: dict[str, float] = Field(
         default_factory=lambda: {"interactive": 2.0, "async": 30.0, "batch": 600.0},
         description="Queue-wait objective per priority class: the autoscaler sizes for 99% of jobs to start "
-        "within it.")
+        "within it.",
+    )
     autoscale_backlog_deadline_seconds: dict[str, float] = Field(
         default_factory=lambda: {"interactive": 60.0, "async": 600.0, "batch": 3600.0},
-        description="Per priority class, the time within which the autoscaler means to clear a backlog.")
+        description="Per priority class, the time within which the autoscaler means to clear a backlog.",
+    )
     autoscale_boot_seconds: float = Field(
-        30.0, description="Provisioning lag assumed until the first autoscaled worker registers and it is measured.")
+        30.0,
+        description="Provisioning lag assumed until the first autoscaled worker registers and it is measured.",
+    )
     autoscale_boot_timeout_seconds: float = Field(
-        600.0, description="An autoscaled worker that has not registered after this long is destroyed.")
+        600.0, description="An autoscaled worker that has not registered after this long is destroyed."
+    )
 
     # identity and sign-in (docs/identity.md)
     public_base_url: str | None = Field(
-        None, description="URL users reach Ferryman at (OAuth callbacks, invitation links); default http://host:port."
+        None,
+        description="URL users reach Ferryman at (OAuth callbacks, invitation links); default http://host:port.",
     )
     secret_key: SecretStr | None = Field(
-        None, description="Key signing short-lived tokens and CSRF tokens; share it between API nodes. "
-        "Default: generated once into the data dir (secret-key)."
+        None,
+        description="Key signing short-lived tokens and CSRF tokens; share it between API nodes. "
+        "Default: generated once into the data dir (secret-key).",
     )
     invite_required: bool = Field(False, description="Only people with an invitation may sign up.")
     session_lifetime_seconds: float = Field(14 * 86400.0, description="Lifetime of a browser session.")

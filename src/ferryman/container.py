@@ -36,8 +36,12 @@ class Container:
 
 def _notify_webhook(sender: jobs.WebhookSender, job: jobs.Job) -> None:
     if job.webhook_url:
-        sender.send(org_id=job.org_id, url=job.webhook_url, event=f"job.{job.state.value}",
-                    data={"id": job.id, "status": job.state.value, "task": job.task.value, "model": job.model})
+        sender.send(
+            org_id=job.org_id,
+            url=job.webhook_url,
+            event=f"job.{job.state.value}",
+            data={"id": job.id, "status": job.state.value, "task": job.task.value, "model": job.model},
+        )
 
 
 @contextlib.asynccontextmanager
@@ -58,17 +62,25 @@ async def open_container(settings: Settings, *, clock: Clock | None = None) -> A
         http = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
         stack.push_async_callback(http.aclose)
         webhooks = jobs.WebhookSender(
-            client=http, secret_for=identity_service.webhook_secret, allow_private=settings.allow_private_webhooks,
-            max_attempts=settings.webhook_max_attempts, backoff_seconds=settings.webhook_backoff_seconds)
+            client=http,
+            secret_for=identity_service.webhook_secret,
+            allow_private=settings.allow_private_webhooks,
+            max_attempts=settings.webhook_max_attempts,
+            backoff_seconds=settings.webhook_backoff_seconds,
+        )
         stack.push_async_callback(webhooks.aclose)
 
         registry = CollectorRegistry()
         metrics = dispatch.NodeMetrics(registry)
         events = jobs.JobEvents()
         node_settings = dispatch.NodeSettings(
-            lease_seconds=settings.lease_seconds, tick_seconds=settings.lease_check_interval_seconds,
-            poison_threshold=settings.poison_threshold, max_attempts=settings.max_attempts,
-            backlog_cap=settings.backlog_cap, event_retention_seconds=settings.event_retention_seconds)
+            lease_seconds=settings.lease_seconds,
+            tick_seconds=settings.lease_check_interval_seconds,
+            poison_threshold=settings.poison_threshold,
+            max_attempts=settings.max_attempts,
+            backlog_cap=settings.backlog_cap,
+            event_retention_seconds=settings.event_retention_seconds,
+        )
         repos: dict[Region, jobs.JobRepository] = {}
         nodes: dict[Region, dispatch.QueueNode] = {}
         for region in regions:
@@ -80,35 +92,69 @@ async def open_container(settings: Settings, *, clock: Clock | None = None) -> A
             stack.push_async_callback(writer.stop)
             region_dir = settings.region_dir(region.value)
             cipher = privacy.PayloadCipher(
-                region=region.value, master_key=privacy.load_or_create_master_key(region_dir / "master.key"),
-                engine=engine, writer=writer)
-            repos[region] = jobs.JobRepository(region=region, engine=engine, writer=writer, cipher=cipher,
-                                               blobs=store.LocalBlobStore(region_dir / "blobs"))
-            node = dispatch.QueueNode(region, repo=repos[region], events=events, clock=clock,
-                                      settings=node_settings, metrics=metrics,
-                                      on_finished=lambda job: _notify_webhook(webhooks, job))
+                region=region.value,
+                master_key=privacy.load_or_create_master_key(region_dir / "master.key"),
+                engine=engine,
+                writer=writer,
+            )
+            repos[region] = jobs.JobRepository(
+                region=region,
+                engine=engine,
+                writer=writer,
+                cipher=cipher,
+                blobs=store.LocalBlobStore(region_dir / "blobs"),
+            )
+            node = dispatch.QueueNode(
+                region,
+                repo=repos[region],
+                events=events,
+                clock=clock,
+                settings=node_settings,
+                metrics=metrics,
+                on_finished=lambda job: _notify_webhook(webhooks, job),
+            )
             await node.start()
             stack.push_async_callback(node.stop)
             nodes[region] = node
         registry.register(dispatch.NodeGauges(lambda: [n.snapshot() for n in nodes.values()]))
 
         job_service = jobs.JobService(
-            repos=repos, nodes=dict(nodes), events=events, clock=clock,
-            settings=jobs.JobSettings(default_deadline_seconds=settings.default_deadline_seconds,
-                                      max_wait_seconds=settings.max_wait_seconds,
-                                      allow_private_webhooks=settings.allow_private_webhooks))
+            repos=repos,
+            nodes=dict(nodes),
+            events=events,
+            clock=clock,
+            settings=jobs.JobSettings(
+                default_deadline_seconds=settings.default_deadline_seconds,
+                max_wait_seconds=settings.max_wait_seconds,
+                allow_private_webhooks=settings.allow_private_webhooks,
+            ),
+        )
         boot = await identity_service.bootstrap(settings.data_dir, regions)
-        autoscaler = _open_autoscaler(settings, nodes, clock=clock, registry=registry) if settings.autoscale else None
+        autoscaler = (
+            _open_autoscaler(settings, nodes, clock=clock, registry=registry) if settings.autoscale else None
+        )
         if autoscaler is not None:
             autoscaler.start()
-            stack.push_async_callback(autoscaler.stop)  # before the nodes stop: workers finish their jobs first
-        yield Container(settings=settings, clock=clock, registry=registry, autoscaler=autoscaler,
-                        identity=identity_service,
-                        jobs=job_service, nodes=nodes, webhooks=webhooks, bootstrap=boot, accounts=accounts)
+            stack.push_async_callback(
+                autoscaler.stop
+            )  # before the nodes stop: workers finish their jobs first
+        yield Container(
+            settings=settings,
+            clock=clock,
+            registry=registry,
+            autoscaler=autoscaler,
+            identity=identity_service,
+            jobs=job_service,
+            nodes=nodes,
+            webhooks=webhooks,
+            bootstrap=boot,
+            accounts=accounts,
+        )
 
 
-def _open_autoscaler(settings: Settings, nodes: dict[Region, dispatch.QueueNode], *, clock: Clock,
-                     registry: CollectorRegistry) -> autoscale.Autoscaler:
+def _open_autoscaler(
+    settings: Settings, nodes: dict[Region, dispatch.QueueNode], *, clock: Clock, registry: CollectorRegistry
+) -> autoscale.Autoscaler:
     """The autoscaler of `ferryman up --autoscale`: local worker processes serving the model `up` serves."""
     backend, model = ("echo", "echo-1") if settings.dev else ("llamacpp", settings.model_name)
     url = f"{'https' if settings.tls_cert_file else 'http'}://{settings.host}:{settings.port}"
@@ -117,27 +163,39 @@ def _open_autoscaler(settings: Settings, nodes: dict[Region, dispatch.QueueNode]
         command = (*command, "--ca-file", str(settings.tls_ca_file))
     links = {
         region: autoscale.RegionLink(
-            node=node, launch_url=url,
+            node=node,
+            launch_url=url,
             provider=autoscale.providers.LocalProvider(
-                command=command, region=region, log_dir=settings.data_dir / "workers" / region.value,
-                stop_timeout_s=10.0),
-            worker_token=(settings.data_dir / f"worker-token-{region.value}").read_text().strip())
+                command=command,
+                region=region,
+                log_dir=settings.data_dir / "workers" / region.value,
+                stop_timeout_s=10.0,
+            ),
+            worker_token=(settings.data_dir / f"worker-token-{region.value}").read_text().strip(),
+        )
         for region, node in nodes.items()
     }
     waits, deadlines = settings.autoscale_wait_target_seconds, settings.autoscale_backlog_deadline_seconds
     config = autoscale.AutoscalerConfig(
         models=(autoscale.ManagedModel(model, backend, settings.worker_slots),),
         policy=autoscale.PolicyConfig(
-            cooldown_s=settings.autoscale_cooldown_seconds, min_workers=settings.autoscale_min_workers,
+            cooldown_s=settings.autoscale_cooldown_seconds,
+            min_workers=settings.autoscale_min_workers,
             max_workers=settings.autoscale_max_workers,
             spend_cap_usd_per_hour=settings.autoscale_spend_cap_usd_per_hour,
-            batch_scales_to_zero=settings.autoscale_batch_scales_to_zero),
+            batch_scales_to_zero=settings.autoscale_batch_scales_to_zero,
+        ),
         targets=autoscale.FleetTargets(
-            wait_target_s={p: waits[p.value] for p in Priority}, deadline_s={p: deadlines[p.value] for p in Priority},
-            initial_lag_s=settings.autoscale_boot_seconds, boot_timeout_s=settings.autoscale_boot_timeout_seconds),
-        windows=autoscale.SignalWindows(settings.autoscale_short_window_seconds,
-                                        settings.autoscale_long_window_seconds),
-        interval_s=settings.autoscale_interval_seconds)
+            wait_target_s={p: waits[p.value] for p in Priority},
+            deadline_s={p: deadlines[p.value] for p in Priority},
+            initial_lag_s=settings.autoscale_boot_seconds,
+            boot_timeout_s=settings.autoscale_boot_timeout_seconds,
+        ),
+        windows=autoscale.SignalWindows(
+            settings.autoscale_short_window_seconds, settings.autoscale_long_window_seconds
+        ),
+        interval_s=settings.autoscale_interval_seconds,
+    )
     return autoscale.build_autoscaler(links, config, clock=clock, registry=registry)
 
 
@@ -163,19 +221,33 @@ async def open_identity(settings: Settings) -> AsyncIterator[identity.IdentitySe
         yield accounts.identity
 
 
-def _open_accounts(settings: Settings, *, engine: AsyncEngine, writer: store.StoreWriter,
-                   clock: Clock) -> identity.Accounts:
+def _open_accounts(
+    settings: Settings, *, engine: AsyncEngine, writer: store.StoreWriter, clock: Clock
+) -> identity.Accounts:
     """Wire the identity services; the signing key comes from settings or, by default, the data dir."""
-    key = (settings.secret_key.get_secret_value().encode() if settings.secret_key
-           else identity.load_or_create_secret_key(settings.data_dir / "secret-key"))
+    key = (
+        settings.secret_key.get_secret_value().encode()
+        if settings.secret_key
+        else identity.load_or_create_secret_key(settings.data_dir / "secret-key")
+    )
     mailer = None
     if settings.smtp_host:
         mailer = identity.SmtpMailer(
-            host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_sender,
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.smtp_sender,
             username=settings.smtp_username,
             password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            starttls=settings.smtp_starttls)
+            starttls=settings.smtp_starttls,
+        )
     return identity.build_accounts(
-        engine=engine, writer=writer, clock=clock, key=key, mailer=mailer, link_base=settings.base_url(),
-        regions=[Region(r) for r in settings.regions], invite_required=settings.invite_required,
-        session_lifetime_seconds=settings.session_lifetime_seconds)
+        engine=engine,
+        writer=writer,
+        clock=clock,
+        key=key,
+        mailer=mailer,
+        link_base=settings.base_url(),
+        regions=[Region(r) for r in settings.regions],
+        invite_required=settings.invite_required,
+        session_lifetime_seconds=settings.session_lifetime_seconds,
+    )

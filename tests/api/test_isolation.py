@@ -32,9 +32,17 @@ NOT_WALKED = {"/web"}  # browser pages: session cookies and CSRF, tested in test
 
 # routes any member of the org may call, whatever the token's scopes (docs/identity.md, permission table)
 AUTHENTICATED_ONLY = {
-    "GET /v1/me", "GET /v1/orgs", "GET /v1/orgs/{org_id}", "GET /v1/models", "GET /v1/tokens",
-    "DELETE /v1/tokens/{token_id}", "POST /v1/tokens/short-lived", "GET /v1/sessions",
-    "DELETE /v1/sessions/{session_id}", "POST /v1/sessions/revoke-all", "POST /v1/invitations/accept",
+    "GET /v1/me",
+    "GET /v1/orgs",
+    "GET /v1/orgs/{org_id}",
+    "GET /v1/models",
+    "GET /v1/tokens",
+    "DELETE /v1/tokens/{token_id}",
+    "POST /v1/tokens/short-lived",
+    "GET /v1/sessions",
+    "DELETE /v1/sessions/{session_id}",
+    "POST /v1/sessions/revoke-all",
+    "POST /v1/invitations/accept",
 }
 
 BODIES: dict[str, Any] = {
@@ -88,17 +96,35 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[Harness, dict[str, str], 
     async with running_app(tmp_path) as h:
         org, owner = await h.org("a")
         node = h.container.nodes[Region.US]
-        node.attach(p.Register(worker_id="w0", region="us", slots=1, models=(p.ModelOffer("m", (Task.CHAT,)),)),
-                    send=lambda frame: None, close=lambda: None)
-        job, _ = await h.container.jobs.submit(JobSpec(
-            org_id=org.id, region=Region.US, task=Task.CHAT, model="m", priority=Priority.ASYNC,
-            payload={"messages": []}), acknowledge=True)
+        node.attach(
+            p.Register(worker_id="w0", region="us", slots=1, models=(p.ModelOffer("m", (Task.CHAT,)),)),
+            send=lambda frame: None,
+            close=lambda: None,
+        )
+        job, _ = await h.container.jobs.submit(
+            JobSpec(
+                org_id=org.id,
+                region=Region.US,
+                task=Task.CHAT,
+                model="m",
+                priority=Priority.ASYNC,
+                payload={"messages": []},
+            ),
+            acknowledge=True,
+        )
         spare = await h.token(org.id, owner.user_id)
         session, _ = await h.accounts.sessions.start(owner.user_id, ip=None, user_agent=None)
         invitation = await h.accounts.invitations.create(
-            await h.container.identity.authenticate(owner.token), org.id, role=Role.MEMBER)
-        ids = {"org_id": org.id, "user_id": owner.user_id, "token_id": spare.token_id, "session_id": session.id,
-               "invitation_id": invitation.invitation.id, "job_id": job.id}
+            await h.container.identity.authenticate(owner.token), org.id, role=Role.MEMBER
+        )
+        ids = {
+            "org_id": org.id,
+            "user_id": owner.user_id,
+            "token_id": spare.token_id,
+            "session_id": session.id,
+            "invitation_id": invitation.invitation.id,
+            "job_id": job.id,
+        }
         _, stranger = await h.org("b")
         yield h, ids, stranger
 
@@ -114,28 +140,38 @@ def _body(walked: Walked, ids: dict[str, str]) -> Any:
     return body if body is not None else ({} if walked.method in {"POST", "PUT", "PATCH"} else None)
 
 
-async def test_every_route_refuses_requests_without_a_token(world: tuple[Harness, dict[str, str], Seat]) -> None:
+async def test_every_route_refuses_requests_without_a_token(
+    world: tuple[Harness, dict[str, str], Seat],
+) -> None:
     h, ids, _ = world
     routes = list(walk(h.app.routes))
 
-    statuses = {r.key: (await h.call(r.method, _fill(r.template, ids), None, _body(r, ids))).status_code
-                for r in routes}
+    statuses = {
+        r.key: (await h.call(r.method, _fill(r.template, ids), None, _body(r, ids))).status_code
+        for r in routes
+    }
 
     assert {k: s for k, s in statuses.items() if s != 401} == {}
 
 
-async def test_every_route_answers_404_for_another_orgs_objects(world: tuple[Harness, dict[str, str], Seat]) -> None:
+async def test_every_route_answers_404_for_another_orgs_objects(
+    world: tuple[Harness, dict[str, str], Seat],
+) -> None:
     h, ids, stranger = world
     routes = [r for r in walk(h.app.routes) if "{" in r.template]
 
-    statuses = {r.key: (await h.call(r.method, _fill(r.template, ids), stranger, _body(r, ids))).status_code
-                for r in routes}
+    statuses = {
+        r.key: (await h.call(r.method, _fill(r.template, ids), stranger, _body(r, ids))).status_code
+        for r in routes
+    }
 
     assert len(routes) > 10
     assert {k: s for k, s in statuses.items() if s != 404} == {}
 
 
-async def test_every_route_refuses_a_token_lacking_its_scope(world: tuple[Harness, dict[str, str], Seat]) -> None:
+async def test_every_route_refuses_a_token_lacking_its_scope(
+    world: tuple[Harness, dict[str, str], Seat],
+) -> None:
     h, ids, _ = world
     routes = [r for r in walk(h.app.routes) if r.scope is not None]
     org_id, owner = OrgId(ids["org_id"]), UserId(ids["user_id"])
@@ -150,12 +186,16 @@ async def test_every_route_refuses_a_token_lacking_its_scope(world: tuple[Harnes
     assert (len(routes) > 10, {k: s for k, s in statuses.items() if s != 403}) == (True, {})
 
 
-async def test_every_route_refuses_a_token_without_scopes(world: tuple[Harness, dict[str, str], Seat]) -> None:
+async def test_every_route_refuses_a_token_without_scopes(
+    world: tuple[Harness, dict[str, str], Seat],
+) -> None:
     h, ids, _ = world
     routes = [r for r in walk(h.app.routes) if r.key not in AUTHENTICATED_ONLY]
     empty = await h.token(OrgId(ids["org_id"]), UserId(ids["user_id"]), frozenset())
 
-    statuses = {r.key: (await h.call(r.method, _fill(r.template, ids), empty, _body(r, ids))).status_code
-                for r in routes}
+    statuses = {
+        r.key: (await h.call(r.method, _fill(r.template, ids), empty, _body(r, ids))).status_code
+        for r in routes
+    }
 
     assert {k: s for k, s in statuses.items() if s != 403} == {}

@@ -13,7 +13,9 @@ from ferryman.errors import InvalidJSON, InvalidRequest
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -28,7 +30,11 @@ def test_parse_body_raises_only_invalid_request_for_arbitrary_bytes(raw: bytes) 
 
 
 @settings(max_examples=300)
-@given(st.dictionaries(st.sampled_from(["task", "model", "input", "priority", "wait", "stream", "x"]), json_values))
+@given(
+    st.dictionaries(
+        st.sampled_from(["task", "model", "input", "priority", "wait", "stream", "x"]), json_values
+    )
+)
 def test_parse_body_raises_only_invalid_request_for_arbitrary_json_objects(body: dict[str, object]) -> None:
     try:
         job = parse_body(JobCreate, json.dumps(body).encode())

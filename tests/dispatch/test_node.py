@@ -218,7 +218,11 @@ async def test_job_result_is_refused_when_sent_by_worker_not_holding_job(harness
 
     assert (outcomes(harness), intruder.after_registered(), len(holder.dispatches())) == (
         [],
-        [p.ErrorMessage(code="stale_fence", message=STALE, job_id=job.id, fence=holder.dispatch_of(job.id).fence)],
+        [
+            p.ErrorMessage(
+                code="stale_fence", message=STALE, job_id=job.id, fence=holder.dispatch_of(job.id).fence
+            )
+        ],
         1,
     )
 

@@ -241,7 +241,9 @@ class NodeMachine(RuleBasedStateMachine):
             before,
             [
                 p.ErrorMessage(
-                    code="stale_fence", message="this job is no longer yours; drop it", job_id=job_id,
+                    code="stale_fence",
+                    message="this job is no longer yours; drop it",
+                    job_id=job_id,
                     fence=fence,
                 )
             ],

@@ -60,13 +60,16 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory, local_ca: LocalCA) -> I
     echo worker that joined over wss:// verifying the certificate against the local CA."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SSL_CERT_FILE", str(local_ca.ca_file))
-        server = FerrymanServer(tmp_path_factory.mktemp("tls-server"),
-                                extra=["--tls-cert", str(local_ca.cert_file), "--tls-key", str(local_ca.key_file)])
+        server = FerrymanServer(
+            tmp_path_factory.mktemp("tls-server"),
+            extra=["--tls-cert", str(local_ca.cert_file), "--tls-key", str(local_ca.key_file)],
+        )
         server.url = f"https://localhost:{server.port}"
         try:
             server.start()
-            server.start_worker(region="us", slots=4, worker_id="tls-us",
-                                extra=["--ca-file", str(local_ca.ca_file)])
+            server.start_worker(
+                region="us", slots=4, worker_id="tls-us", extra=["--ca-file", str(local_ca.ca_file)]
+            )
             yield server
         finally:
             server.stop()

@@ -15,16 +15,26 @@ HELLO = [{"role": "user", "content": "hello brave new world"}]
 
 @pytest.fixture(scope="module")
 def client(shared_server: FerrymanServer) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=f"{shared_server.url}/anthropic", api_key=shared_server.token,
-                             max_retries=0) as sdk:
+    with anthropic.Anthropic(
+        base_url=f"{shared_server.url}/anthropic", api_key=shared_server.token, max_retries=0
+    ) as sdk:
         yield sdk
 
 
 def test_message_returns_text_stop_reason_and_usage(client: anthropic.Anthropic) -> None:
-    reply = client.messages.create(model="echo-1", max_tokens=2, messages=HELLO,  # type: ignore[arg-type]
-                                   system="be brief")
-    assert (reply.content[0].type, getattr(reply.content[0], "text", None), reply.stop_reason,
-            reply.usage.input_tokens, reply.usage.output_tokens) == ("text", "hello brave", "max_tokens", 6, 2)
+    reply = client.messages.create(
+        model="echo-1",
+        max_tokens=2,
+        messages=HELLO,  # type: ignore[arg-type]
+        system="be brief",
+    )
+    assert (
+        reply.content[0].type,
+        getattr(reply.content[0], "text", None),
+        reply.stop_reason,
+        reply.usage.input_tokens,
+        reply.usage.output_tokens,
+    ) == ("text", "hello brave", "max_tokens", 6, 2)
 
 
 def test_stream_events_join_to_the_plain_message_with_identical_usage(client: anthropic.Anthropic) -> None:
@@ -33,10 +43,17 @@ def test_stream_events_join_to_the_plain_message_with_identical_usage(client: an
         streamed = stream.get_final_message()
     plain = client.messages.create(model="echo-1", max_tokens=50, messages=HELLO)  # type: ignore[arg-type]
     assert [k for k in kinds if k not in ("text", "content_block_delta")] == [
-        "message_start", "content_block_start", "content_block_stop", "message_delta", "message_stop"]
-    assert ([b.model_dump(include={"type", "text"}) for b in streamed.content], streamed.stop_reason,
-            streamed.usage) == ([b.model_dump(include={"type", "text"}) for b in plain.content], "end_turn",
-                                plain.usage)
+        "message_start",
+        "content_block_start",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert (
+        [b.model_dump(include={"type", "text"}) for b in streamed.content],
+        streamed.stop_reason,
+        streamed.usage,
+    ) == ([b.model_dump(include={"type", "text"}) for b in plain.content], "end_turn", plain.usage)
 
 
 def test_stream_that_fails_mid_way_raises(client: anthropic.Anthropic, shared_server: FerrymanServer) -> None:
@@ -56,8 +73,9 @@ def test_models_list(client: anthropic.Anthropic) -> None:
     assert "echo-1" in [m.id for m in client.models.list()]
 
 
-def test_errors_raise_the_sdk_exception_of_their_status(shared_server: FerrymanServer,
-                                                        client: anthropic.Anthropic) -> None:
+def test_errors_raise_the_sdk_exception_of_their_status(
+    shared_server: FerrymanServer, client: anthropic.Anthropic
+) -> None:
     base = f"{shared_server.url}/anthropic"
     raised = []
     for call in (
@@ -72,7 +90,15 @@ def test_errors_raise_the_sdk_exception_of_their_status(shared_server: FerrymanS
 
 
 def test_error_body_has_anthropic_shape(shared_server: FerrymanServer) -> None:
-    resp = httpx.post(f"{shared_server.url}/anthropic/v1/messages", json={"model": "echo-1", "messages": HELLO},
-                      headers={"x-api-key": shared_server.token, "anthropic-version": "2023-06-01"})
-    assert (resp.status_code, resp.json()) == (400, {"type": "error", "error": {
-        "type": "invalid_request_error", "message": "max_tokens: Field required"}})
+    resp = httpx.post(
+        f"{shared_server.url}/anthropic/v1/messages",
+        json={"model": "echo-1", "messages": HELLO},
+        headers={"x-api-key": shared_server.token, "anthropic-version": "2023-06-01"},
+    )
+    assert (resp.status_code, resp.json()) == (
+        400,
+        {
+            "type": "error",
+            "error": {"type": "invalid_request_error", "message": "max_tokens: Field required"},
+        },
+    )

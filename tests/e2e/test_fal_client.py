@@ -15,8 +15,9 @@ from tests.e2e.tls import LocalCA
 
 
 @pytest.fixture
-def client(tls_server: FerrymanServer, local_ca: LocalCA,
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[fal_client.SyncClient]:
+def client(
+    tls_server: FerrymanServer, local_ca: LocalCA, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[fal_client.SyncClient]:
     # fal-client builds https://{FAL_QUEUE_RUN_HOST}/… once at import; point it at Ferryman's /fal mount
     monkeypatch.setattr(fal_client.client, "QUEUE_URL_FORMAT", f"{tls_server.url}/fal/")
     monkeypatch.setenv("SSL_CERT_FILE", str(local_ca.ca_file))
@@ -26,18 +27,25 @@ def client(tls_server: FerrymanServer, local_ca: LocalCA,
 
 
 def test_subscribe_returns_images_as_signed_urls(client: fal_client.SyncClient, local_ca: LocalCA) -> None:
-    result = client.subscribe("echo-1", arguments={"prompt": "a ferry", "image_size": "square", "num_images": 2,
-                                                   "seed": 7}, with_logs=True)
+    result = client.subscribe(
+        "echo-1",
+        arguments={"prompt": "a ferry", "image_size": "square", "num_images": 2, "seed": 7},
+        with_logs=True,
+    )
     images = result["images"]
     trust = ssl.create_default_context(cafile=str(local_ca.ca_file))
     fetched = [httpx.get(i["url"], verify=trust, timeout=10).content for i in images]
     assert ([(i["width"], i["height"], i["content_type"]) for i in images], result["seed"], fetched) == (
-        [(1, 1, "application/octet-stream")] * 2, 7, [b"echo image 0", b"echo image 1"])
+        [(1, 1, "application/octet-stream")] * 2,
+        7,
+        [b"echo image 0", b"echo image 1"],
+    )
 
 
 def test_submit_then_status_then_result(client: fal_client.SyncClient) -> None:
-    handle = client.submit("echo-1", arguments={"prompt": "a ferry", "image_size": {"width": 64, "height": 64},
-                                                "sleep_ms": 50})
+    handle = client.submit(
+        "echo-1", arguments={"prompt": "a ferry", "image_size": {"width": 64, "height": 64}, "sleep_ms": 50}
+    )
     statuses = {type(s).__name__ for s in handle.iter_events(with_logs=True, interval=0.05)}
     assert (statuses <= {"Queued", "InProgress", "Completed"}, len(handle.get()["images"])) == (True, 1)
 
@@ -60,4 +68,5 @@ def test_errors_raise_with_fal_detail(client: fal_client.SyncClient, tls_server:
     stranger._client.close()
     assert [(e.value.status_code, e.value.message) for e in (unknown, unauthenticated)] == [
         (404, "model 'no-such-model' is not served in region us"),
-        (401, "invalid, expired or revoked API token, or its member was disabled")]
+        (401, "invalid, expired or revoked API token, or its member was disabled"),
+    ]

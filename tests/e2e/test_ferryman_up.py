@@ -27,7 +27,9 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerrymanServer]:
     try:
         server.start()
         wait_until(
-            lambda: _warm_regions(server) == ["us", "eu"], timeout_s=90, what=f"{MODEL} warm in both regions",
+            lambda: _warm_regions(server) == ["us", "eu"],
+            timeout_s=90,
+            what=f"{MODEL} warm in both regions",
             log=server.log,
         )
         yield server
@@ -114,8 +116,12 @@ def _children(pid: int) -> list[int]:
 def test_sigterm_stops_everything_and_a_restart_keeps_data_and_token(tmp_path: Path) -> None:
     server = FerrymanServer(tmp_path / "up", command="up", extra=["--dev"])
     server.start()
-    wait_until(lambda: _warm_regions(server, "echo-1") == ["us", "eu"], timeout_s=30, what="local workers",
-               log=server.log)
+    wait_until(
+        lambda: _warm_regions(server, "echo-1") == ["us", "eu"],
+        timeout_s=30,
+        what="local workers",
+        log=server.log,
+    )
     token = server.token
     with server.client() as api:
         job = api.post(

@@ -19,7 +19,9 @@ def test_verify_claims_returns_what_sign_claims_signed() -> None:
 def test_verify_claims_rejects_a_changed_claim() -> None:
     signed = tokens.sign_claims(KEY, {"role": "viewer"})
     body, mac = signed.removeprefix(tokens.SHORT_PREFIX).split(".")
-    forged = tokens.sign_claims(b"other key", {"role": "owner"}).removeprefix(tokens.SHORT_PREFIX).split(".")[0]
+    forged = (
+        tokens.sign_claims(b"other key", {"role": "owner"}).removeprefix(tokens.SHORT_PREFIX).split(".")[0]
+    )
 
     assert tokens.verify_claims(KEY, f"{tokens.SHORT_PREFIX}{forged}.{mac}") is None
 

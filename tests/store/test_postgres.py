@@ -35,7 +35,8 @@ async def pg_container(tmp_path: Path) -> AsyncIterator[Container]:
         for name in names.values():
             await admin.execute(f'CREATE DATABASE "{name}"')
         settings = Settings(
-            data_dir=tmp_path, regions=["us"],
+            data_dir=tmp_path,
+            regions=["us"],
             global_database_url=f"postgresql+asyncpg://{PG}/{names['global']}",
             region_database_urls={"us": f"postgresql+asyncpg://{PG}/{names['us']}"},
         )
@@ -52,23 +53,48 @@ async def test_job_runs_to_success_on_postgres_stores(pg_container: Container) -
     frames: list[str] = []
     worker = node.attach(
         p.Register(worker_id="w1", region="us", models=(p.ModelOffer("m", (Task.CHAT,)),), slots=1),
-        send=frames.append, close=lambda: None,
+        send=frames.append,
+        close=lambda: None,
     )
     org = OrgId("org_pg")
-    job, created = await pg_container.jobs.submit(JobSpec(
-        org_id=org, region=Region.US, task=Task.CHAT, model="m", priority=Priority.INTERACTIVE,
-        payload={"messages": [{"role": "user", "content": "hi"}]}, idempotency_key="k1", request_digest="d1"))
+    job, created = await pg_container.jobs.submit(
+        JobSpec(
+            org_id=org,
+            region=Region.US,
+            task=Task.CHAT,
+            model="m",
+            priority=Priority.INTERACTIVE,
+            payload={"messages": [{"role": "user", "content": "hi"}]},
+            idempotency_key="k1",
+            request_digest="d1",
+        )
+    )
     dispatch = p.decode_node_message(frames[-1])
     assert isinstance(dispatch, p.JobDispatch)
-    node.handle(worker, p.JobResult(job_id=job.id, fence=dispatch.fence, output={"text": "hello"},
-                                    usage={"total_tokens": 2}))
+    node.handle(
+        worker,
+        p.JobResult(job_id=job.id, fence=dispatch.fence, output={"text": "hello"}, usage={"total_tokens": 2}),
+    )
     done = await pg_container.jobs.wait(org, job.id, timeout_seconds=5)
     await asyncio.sleep(0)
-    again, created_again = await pg_container.jobs.submit(JobSpec(
-        org_id=org, region=Region.US, task=Task.CHAT, model="m", priority=Priority.INTERACTIVE,
-        payload={}, idempotency_key="k1", request_digest="d1"))
+    again, created_again = await pg_container.jobs.submit(
+        JobSpec(
+            org_id=org,
+            region=Region.US,
+            task=Task.CHAT,
+            model="m",
+            priority=Priority.INTERACTIVE,
+            payload={},
+            idempotency_key="k1",
+            request_digest="d1",
+        )
+    )
     stored, _ = await pg_container.jobs.get(org, job.id)
     assert (created, done.state, done.result) == (True, JobState.SUCCEEDED, {"text": "hello"})
     assert (created_again, again.id) == (False, job.id)
     assert (stored.state, stored.result, stored.usage, stored.attempts) == (
-        JobState.SUCCEEDED, {"text": "hello"}, {"total_tokens": 2}, 1)
+        JobState.SUCCEEDED,
+        {"text": "hello"},
+        {"total_tokens": 2},
+        1,
+    )

@@ -16,8 +16,15 @@ class Browser:
         self.ferryman, self.outside = ferryman, outside
         self.visited: list[str] = []
 
-    async def go(self, url: str, *, login: str | None = None, method: str = "GET",
-                 data: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
+    async def go(
+        self,
+        url: str,
+        *,
+        login: str | None = None,
+        method: str = "GET",
+        data: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         """Request `url` and follow redirects to the final page; `login` is who signs in at the provider."""
         for _ in range(20):
             url = urljoin(BASE_URL + "/", url)

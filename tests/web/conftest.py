@@ -26,14 +26,22 @@ def oidc_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if node is None or npm is None:
         pytest.skip("node and npm are needed to run the OpenID Connect provider (npm package oidc-provider)")
     if not (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=OIDC_DIR, check=True, timeout=300,
-                       capture_output=True)
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=OIDC_DIR, check=True, timeout=300, capture_output=True
+        )
     port = free_port()
     log_path = tmp_path_factory.mktemp("oidc") / "provider.log"
-    env = {"PATH": "/usr/bin:/bin", "PORT": str(port), "CLIENT_ID": OIDC_CLIENT_ID,
-           "CLIENT_SECRET": OIDC_CLIENT_SECRET, "REDIRECT_URIS": f"{BASE_URL}/web/auth/google/callback"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PORT": str(port),
+        "CLIENT_ID": OIDC_CLIENT_ID,
+        "CLIENT_SECRET": OIDC_CLIENT_SECRET,
+        "REDIRECT_URIS": f"{BASE_URL}/web/auth/google/callback",
+    }
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([node, "provider.mjs"], cwd=OIDC_DIR, stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            [node, "provider.mjs"], cwd=OIDC_DIR, stdout=log, stderr=subprocess.STDOUT, env=env
+        )
     issuer = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -64,11 +72,14 @@ def github_url() -> Iterator[str]:
 
 def provider_settings(oidc_issuer: str, github_url: str) -> dict[str, object]:
     return {
-        "google_client_id": OIDC_CLIENT_ID, "google_client_secret": OIDC_CLIENT_SECRET,
+        "google_client_id": OIDC_CLIENT_ID,
+        "google_client_secret": OIDC_CLIENT_SECRET,
         "google_discovery_url": f"{oidc_issuer}/.well-known/openid-configuration",
-        "github_client_id": github_standin.CLIENT_ID, "github_client_secret": github_standin.CLIENT_SECRET,
+        "github_client_id": github_standin.CLIENT_ID,
+        "github_client_secret": github_standin.CLIENT_SECRET,
         "github_authorize_url": f"{github_url}/login/oauth/authorize",
-        "github_token_url": f"{github_url}/login/oauth/access_token", "github_api_url": f"{github_url}/",
+        "github_token_url": f"{github_url}/login/oauth/access_token",
+        "github_api_url": f"{github_url}/",
     }
 
 

@@ -35,20 +35,25 @@ class GitHubStandIn:
     tokens: dict[str, str] = field(default_factory=dict)
 
     def app(self) -> Starlette:
-        return Starlette(routes=[
-            Route("/login/oauth/authorize", self.authorize),
-            Route("/login/oauth/access_token", self.access_token, methods=["POST"]),
-            Route("/user", self.user),
-            Route("/user/emails", self.emails),
-        ])
+        return Starlette(
+            routes=[
+                Route("/login/oauth/authorize", self.authorize),
+                Route("/login/oauth/access_token", self.access_token, methods=["POST"]),
+                Route("/user", self.user),
+                Route("/user/emails", self.emails),
+            ]
+        )
 
     async def authorize(self, request: Request) -> Response:
         q = request.query_params
         if q.get("client_id") != CLIENT_ID or q.get("code_challenge_method") != "S256":
             return JSONResponse({"error": "bad authorize request"}, status_code=400)
         code = secrets.token_urlsafe(16)
-        self.codes[code] = {"login": q.get("login", "octocat"), "challenge": q["code_challenge"],
-                            "redirect_uri": q["redirect_uri"]}
+        self.codes[code] = {
+            "login": q.get("login", "octocat"),
+            "challenge": q["code_challenge"],
+            "redirect_uri": q["redirect_uri"],
+        }
         return RedirectResponse(f"{q['redirect_uri']}?{urlencode({'code': code, 'state': q['state']})}", 302)
 
     async def access_token(self, request: Request) -> Response:
@@ -59,8 +64,12 @@ class GitHubStandIn:
         grant = self.codes.pop(str(form.get("code")), None)
         verifier = str(form.get("code_verifier", ""))
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
-        if (client != f"{CLIENT_ID}:{CLIENT_SECRET}" or grant is None or grant["challenge"] != challenge
-                or grant["redirect_uri"] != form.get("redirect_uri")):
+        if (
+            client != f"{CLIENT_ID}:{CLIENT_SECRET}"
+            or grant is None
+            or grant["challenge"] != challenge
+            or grant["redirect_uri"] != form.get("redirect_uri")
+        ):
             return JSONResponse({"error": "bad_verification_code"})
         token = secrets.token_urlsafe(16)
         self.tokens[token] = grant["login"]

@@ -39,7 +39,9 @@ async def sign_up(b: Browser, provider: str, login: str) -> httpx.Response:
     return await b.post("/web/confirm-age", {"is_adult": "yes"})
 
 
-async def test_google_sign_in_creates_user_after_age_confirmation(web: Harness, outside: httpx.AsyncClient) -> None:
+async def test_google_sign_in_creates_user_after_age_confirmation(
+    web: Harness, outside: httpx.AsyncClient
+) -> None:
     b = browser(web, outside)
 
     confirmed = await sign_up(b, "google", "alice")
@@ -48,7 +50,10 @@ async def test_google_sign_in_creates_user_after_age_confirmation(web: Harness, 
     assert user_id is not None
     user = await web.accounts.signin.get_user(user_id)
     assert (confirmed.status_code, confirmed.headers["location"], user) == (
-        303, "/web/account", User(user_id, "Test alice", "alice@example.test", web.clock.now(), web.clock.now()))
+        303,
+        "/web/account",
+        User(user_id, "Test alice", "alice@example.test", web.clock.now(), web.clock.now()),
+    )
 
 
 async def test_sign_in_flow_goes_through_the_provider(web: Harness, outside: httpx.AsyncClient) -> None:
@@ -58,21 +63,36 @@ async def test_sign_in_flow_goes_through_the_provider(web: Harness, outside: htt
 
     paths = [v.split(" ")[1].removeprefix(BASE_URL) for v in b.visited]
     assert [p if p.startswith("/web") else p.split(":")[2].split("/", 1)[1].split("/")[0] for p in paths] == [
-        "/web/auth/google/login", "auth", "interaction", "interaction", "auth", "interaction", "auth",
-        "/web/auth/google/callback", "/web/confirm-age"]
+        "/web/auth/google/login",
+        "auth",
+        "interaction",
+        "interaction",
+        "auth",
+        "interaction",
+        "auth",
+        "/web/auth/google/callback",
+        "/web/confirm-age",
+    ]
 
 
 async def test_session_cookie_is_httponly_lax_and_not_secure_on_plain_http_localhost(
-        web: Harness, outside: httpx.AsyncClient) -> None:
+    web: Harness, outside: httpx.AsyncClient
+) -> None:
     confirmed = await sign_up(browser(web, outside), "google", "dave")
 
     cookie = next(c for c in confirmed.headers.get_list("set-cookie") if c.startswith("fm_session="))
     assert sorted(part.strip().split("=")[0] for part in cookie.split(";")[1:]) == [
-        "HttpOnly", "Max-Age", "Path", "SameSite"]
+        "HttpOnly",
+        "Max-Age",
+        "Path",
+        "SameSite",
+    ]
     assert "samesite=lax" in cookie.lower()
 
 
-async def test_sign_up_without_age_confirmation_creates_nothing(web: Harness, outside: httpx.AsyncClient) -> None:
+async def test_sign_up_without_age_confirmation_creates_nothing(
+    web: Harness, outside: httpx.AsyncClient
+) -> None:
     b = browser(web, outside)
     page = await b.go("/web/auth/google/login", login="young")
     b.read_csrf(page)
@@ -83,7 +103,9 @@ async def test_sign_up_without_age_confirmation_creates_nothing(web: Harness, ou
     assert (refused.status_code, found) == (400, None)
 
 
-async def test_github_sign_in_then_google_links_to_same_user(web: Harness, outside: httpx.AsyncClient) -> None:
+async def test_github_sign_in_then_google_links_to_same_user(
+    web: Harness, outside: httpx.AsyncClient
+) -> None:
     b = browser(web, outside)
     await sign_up(b, "github", "octocat")
 
@@ -91,9 +113,10 @@ async def test_github_sign_in_then_google_links_to_same_user(web: Harness, outsi
 
     user_id = await web.accounts.signin.find_user(ProviderIdentity(Provider.GITHUB, "583231", "", None))
     assert user_id is not None
-    assert (await web.accounts.signin.providers(user_id),
-            await web.accounts.signin.find_user(ProviderIdentity(Provider.GOOGLE, "octo-google", "", None))) == (
-        ["github", "google"], user_id)
+    assert (
+        await web.accounts.signin.providers(user_id),
+        await web.accounts.signin.find_user(ProviderIdentity(Provider.GOOGLE, "octo-google", "", None)),
+    ) == (["github", "google"], user_id)
 
 
 async def test_second_sign_in_rotates_the_session(web: Harness, outside: httpx.AsyncClient) -> None:
@@ -104,8 +127,11 @@ async def test_second_sign_in_rotates_the_session(web: Harness, outside: httpx.A
     await b.go("/web/auth/google/login", login="erin")
 
     second = web.client.cookies["fm_session"]
-    assert (first != second, await web.accounts.sessions.resolve(first) is None,
-            await web.accounts.sessions.resolve(second) is not None) == (True, True, True)
+    assert (
+        first != second,
+        await web.accounts.sessions.resolve(first) is None,
+        await web.accounts.sessions.resolve(second) is not None,
+    ) == (True, True, True)
 
 
 async def test_post_without_csrf_token_is_refused(web: Harness, outside: httpx.AsyncClient) -> None:
@@ -122,7 +148,9 @@ async def test_callback_with_forged_state_is_refused(web: Harness) -> None:
     assert (refused.status_code, "sign-in with google failed" in refused.text) == (400, True)
 
 
-async def test_sign_out_everywhere_ends_other_browsers_sessions(web: Harness, outside: httpx.AsyncClient) -> None:
+async def test_sign_out_everywhere_ends_other_browsers_sessions(
+    web: Harness, outside: httpx.AsyncClient
+) -> None:
     b = browser(web, outside)
     await sign_up(b, "google", "gina")
     other, ferryman, other_outside = second_browser(web)
@@ -141,7 +169,8 @@ async def test_sign_out_everywhere_ends_other_browsers_sessions(web: Harness, ou
 
 
 async def test_session_mints_short_lived_token_that_dies_with_the_session(
-        web: Harness, outside: httpx.AsyncClient) -> None:
+    web: Harness, outside: httpx.AsyncClient
+) -> None:
     b = browser(web, outside)
     await sign_up(b, "google", "hal")
     b.read_csrf(await b.go("/web/account"))
@@ -160,18 +189,22 @@ async def test_session_mints_short_lived_token_that_dies_with_the_session(
 
 
 async def test_invite_required_refuses_sign_up_without_invitation(
-        tmp_path: Path, oidc_issuer: str, github_url: str, outside: httpx.AsyncClient) -> None:
-    async with running_app(tmp_path, invite_required=True,
-                           **provider_settings(oidc_issuer, github_url)) as web:
+    tmp_path: Path, oidc_issuer: str, github_url: str, outside: httpx.AsyncClient
+) -> None:
+    async with running_app(
+        tmp_path, invite_required=True, **provider_settings(oidc_issuer, github_url)
+    ) as web:
         refused = await sign_up(browser(web, outside), "google", "ivan")
 
         assert (refused.status_code, "by invitation only" in refused.text) == (403, True)
 
 
 async def test_invite_required_admits_person_with_invitation(
-        tmp_path: Path, oidc_issuer: str, github_url: str, outside: httpx.AsyncClient) -> None:
-    async with running_app(tmp_path, invite_required=True,
-                           **provider_settings(oidc_issuer, github_url)) as web:
+    tmp_path: Path, oidc_issuer: str, github_url: str, outside: httpx.AsyncClient
+) -> None:
+    async with running_app(
+        tmp_path, invite_required=True, **provider_settings(oidc_issuer, github_url)
+    ) as web:
         org, owner = await web.org("club")
         invite = (await web.call("POST", f"/v1/orgs/{org.id}/invitations", owner, {"role": "viewer"})).json()
         b = browser(web, outside)
@@ -182,4 +215,6 @@ async def test_invite_required_admits_person_with_invitation(
 
         members = await web.call("GET", f"/v1/orgs/{org.id}/members", owner)
         assert [(m["name"], m["role"]) for m in members.json()["data"]] == [
-            ("club-owner", "owner"), ("hubot", "viewer")]
+            ("club-owner", "owner"),
+            ("hubot", "viewer"),
+        ]

@@ -37,7 +37,8 @@ def authenticating(token_of: Callable[[Request], str | None]) -> Callable[[Reque
 
     async def authenticate(request: Request) -> Principal:
         principal = await get_container(request).identity.authenticate(
-            token_of(request), ip=request.client.host if request.client else None)
+            token_of(request), ip=request.client.host if request.client else None
+        )
         request.state.principal = principal
         return principal
 

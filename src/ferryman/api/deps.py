@@ -38,7 +38,8 @@ def bearer_token(request: Request) -> str | None:
 
 async def authenticate(request: Request) -> Principal:
     principal = await get_container(request).identity.authenticate(
-        bearer_token(request), ip=request.client.host if request.client else None)
+        bearer_token(request), ip=request.client.host if request.client else None
+    )
     request.state.principal = principal
     return principal
 
@@ -47,8 +48,9 @@ def require(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency that passes only principals holding `scope`."""
 
     async def check(request: Request) -> Principal:
-        principal: Principal = request.state.principal if hasattr(request.state, "principal") else \
-            await authenticate(request)
+        principal: Principal = (
+            request.state.principal if hasattr(request.state, "principal") else await authenticate(request)
+        )
         if not principal.has(scope):
             raise Forbidden(f"this token lacks the {scope.value!r} scope")
         return principal

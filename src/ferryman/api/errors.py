@@ -44,7 +44,7 @@ HTTP_CODES = {
 def status_of(error: errors.FerrymanError) -> int:
     for cls in type(error).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 500
 
 

@@ -14,10 +14,25 @@ from ferryman.types import Priority, Task
 CALLER_FAULTS = frozenset({"unsupported", "invalid_input", "context_length_exceeded", "upstream_bad_request"})
 
 
-def spec_for(principal: Principal, *, task: Task, model: str, payload: dict[str, Any],
-             priority: Priority = Priority.INTERACTIVE, webhook_url: str | None = None) -> JobSpec:
-    return JobSpec(org_id=principal.org_id, region=principal.region, task=task, model=model, priority=priority,
-                   payload=payload, webhook_url=webhook_url, weight=principal.weight)
+def spec_for(
+    principal: Principal,
+    *,
+    task: Task,
+    model: str,
+    payload: dict[str, Any],
+    priority: Priority = Priority.INTERACTIVE,
+    webhook_url: str | None = None,
+) -> JobSpec:
+    return JobSpec(
+        org_id=principal.org_id,
+        region=principal.region,
+        task=task,
+        model=model,
+        priority=priority,
+        payload=payload,
+        webhook_url=webhook_url,
+        weight=principal.weight,
+    )
 
 
 def failure_of(job: Job) -> errors.FerrymanError:

@@ -45,15 +45,23 @@ class UrlSigner:
         message = f"{org_id}\n{job_id}\n{name}\n{expires}".encode()
         return hmac.new(self._load_key(), message, hashlib.sha256).hexdigest()
 
-    def path(self, org_id: str, job_id: str, name: str, *, ttl_seconds: int = DEFAULT_TTL_SECONDS,
-             now: float | None = None) -> str:
+    def path(
+        self,
+        org_id: str,
+        job_id: str,
+        name: str,
+        *,
+        ttl_seconds: int = DEFAULT_TTL_SECONDS,
+        now: float | None = None,
+    ) -> str:
         """A path (no origin) under /media that serves the blob until `ttl_seconds` from now."""
         expires = int((now if now is not None else time.time()) + ttl_seconds)
         sig = self.signature(org_id, job_id, name, expires)
         return f"/media/{org_id}/{job_id}/{name}?expires={expires}&signature={sig}"
 
-    def is_valid(self, org_id: str, job_id: str, name: str, expires: str, signature: str, *,
-                 now: float | None = None) -> bool:
+    def is_valid(
+        self, org_id: str, job_id: str, name: str, expires: str, signature: str, *, now: float | None = None
+    ) -> bool:
         if not expires.isdigit() or int(expires) < (now if now is not None else time.time()):
             return False
         return hmac.compare_digest(self.signature(org_id, job_id, name, int(expires)), signature)
@@ -62,8 +70,10 @@ class UrlSigner:
 def with_media_urls(value: Any, *, signer: UrlSigner, origin: str, org_id: str, job_id: str) -> Any:
     """Copy of a canonical output in which every `{"blob": name}` also carries an absolute signed `url`."""
     if isinstance(value, dict):
-        out = {k: with_media_urls(v, signer=signer, origin=origin, org_id=org_id, job_id=job_id)
-               for k, v in value.items()}
+        out = {
+            k: with_media_urls(v, signer=signer, origin=origin, org_id=org_id, job_id=job_id)
+            for k, v in value.items()
+        }
         if isinstance(value.get("blob"), str):
             out["url"] = origin + signer.path(org_id, job_id, value["blob"])
         return out
@@ -89,8 +99,10 @@ def media_route(signer: UrlSigner) -> Route:
             found = await container.jobs.read_blob(OrgId(org_id), JobId(job_id), name)
         if found is None:
             # the same answer for a bad signature, an expired URL and a missing blob: nothing to probe
-            return JSONResponse({"error": {"code": "not_found", "message": "media not found or link expired"}},
-                                status_code=404)
+            return JSONResponse(
+                {"error": {"code": "not_found", "message": "media not found or link expired"}},
+                status_code=404,
+            )
         content_type, data = found
         return Response(data, media_type=content_type, headers={"Cache-Control": "private, max-age=300"})
 

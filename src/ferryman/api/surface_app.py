@@ -22,8 +22,14 @@ log = structlog.get_logger(__name__)
 RenderError = Callable[[errors.FerrymanError], Response]
 
 HTTP_ERRORS: dict[int, type[errors.FerrymanError]] = {
-    400: errors.InvalidRequest, 401: errors.Unauthenticated, 403: errors.Forbidden, 404: errors.NotFound,
-    405: errors.InvalidRequest, 409: errors.Conflict, 413: errors.PayloadTooLarge, 429: errors.RateLimited,
+    400: errors.InvalidRequest,
+    401: errors.Unauthenticated,
+    403: errors.Forbidden,
+    404: errors.NotFound,
+    405: errors.InvalidRequest,
+    409: errors.Conflict,
+    413: errors.PayloadTooLarge,
+    429: errors.RateLimited,
 }
 
 
@@ -44,10 +50,18 @@ def as_ferryman_error(exc: Exception) -> errors.FerrymanError | None:
     return None
 
 
-def create_surface_app(*, title: str, routers: Sequence[APIRouter], render_error: RenderError,
-                       authenticate: Callable[[Request], Awaitable[Any]], signer: UrlSigner,
-                       max_body_bytes: int) -> FastAPI:
-    app = FastAPI(title=title, version="1", docs_url=None, redoc_url=None, dependencies=[Depends(authenticate)])
+def create_surface_app(
+    *,
+    title: str,
+    routers: Sequence[APIRouter],
+    render_error: RenderError,
+    authenticate: Callable[[Request], Awaitable[Any]],
+    signer: UrlSigner,
+    max_body_bytes: int,
+) -> FastAPI:
+    app = FastAPI(
+        title=title, version="1", docs_url=None, redoc_url=None, dependencies=[Depends(authenticate)]
+    )
     app.state.signer = signer
     for router in routers:
         app.include_router(router)

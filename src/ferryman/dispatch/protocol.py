@@ -7,7 +7,6 @@ nothing else, whatever the frame holds.
 
 from __future__ import annotations
 
-import functools
 import json
 import struct
 from dataclasses import dataclass, field, fields
@@ -41,18 +40,14 @@ def _offer_from_wire(raw: Any) -> ModelOffer:
         raise ProtocolError(f"unknown task in model {raw['name']!r}: {exc}") from None
 
 
-@functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
-
-
 @dataclass(frozen=True, slots=True)
 class Message:
     type: ClassVar[str] = ""
 
     def to_wire(self) -> dict[str, Any]:
         body: dict[str, Any] = {"type": self.type}
-        for name in _field_names(type(self)):
+        for f in fields(self):
+            name = f.name
             value = getattr(self, name)
             if name == "models":
                 value = [{"name": m.name, "tasks": [str(t) for t in m.tasks]} for m in value]

@@ -30,21 +30,39 @@ class Accounts:
     audit: AuditLog
 
 
-def build_accounts(*, engine: AsyncEngine, writer: StoreWriter, clock: Clock, key: bytes, mailer: Mailer | None,
-                   link_base: str, regions: list[Region], invite_required: bool,
-                   session_lifetime_seconds: float) -> Accounts:
+def build_accounts(
+    *,
+    engine: AsyncEngine,
+    writer: StoreWriter,
+    clock: Clock,
+    key: bytes,
+    mailer: Mailer | None,
+    link_base: str,
+    regions: list[Region],
+    invite_required: bool,
+    session_lifetime_seconds: float,
+) -> Accounts:
     """One AuthState is shared by every service, so a revocation anywhere is seen by authentication at once."""
     repo, state = IdentityRepository(engine=engine, writer=writer), AuthState()
     audit = AuditLog(engine=engine, writer=writer, clock=clock)
-    invitations = InvitationService(engine=engine, writer=writer, repo=repo, clock=clock, audit=audit, mailer=mailer,
-                                    link_base=link_base)
+    invitations = InvitationService(
+        engine=engine, writer=writer, repo=repo, clock=clock, audit=audit, mailer=mailer, link_base=link_base
+    )
     return Accounts(
         identity=IdentityService(repo=repo, clock=clock, state=state, audit=audit, signing_key=key),
         orgs=OrgService(repo=repo, clock=clock, state=state, audit=audit, regions=regions),
-        sessions=SessionService(engine=engine, writer=writer, clock=clock, state=state, audit=audit, key=key,
-                                lifetime_seconds=session_lifetime_seconds),
+        sessions=SessionService(
+            engine=engine,
+            writer=writer,
+            clock=clock,
+            state=state,
+            audit=audit,
+            key=key,
+            lifetime_seconds=session_lifetime_seconds,
+        ),
         invitations=invitations,
-        signin=SignInService(repo=repo, invitations=invitations, audit=audit, clock=clock,
-                             invite_required=invite_required),
+        signin=SignInService(
+            repo=repo, invitations=invitations, audit=audit, clock=clock, invite_required=invite_required
+        ),
         audit=audit,
     )

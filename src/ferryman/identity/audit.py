@@ -20,17 +20,34 @@ class AuditLog:
     def __init__(self, *, engine: AsyncEngine, writer: StoreWriter, clock: Clock) -> None:
         self._engine, self._writer, self._clock = engine, writer, clock
 
-    async def record(self, action: AuditAction, *, org_id: OrgId | None, actor: UserId | None,
-                     target: str | None = None, details: Mapping[str, str] | None = None,
-                     ip: str | None = None) -> AuditEvent:
+    async def record(
+        self,
+        action: AuditAction,
+        *,
+        org_id: OrgId | None,
+        actor: UserId | None,
+        target: str | None = None,
+        details: Mapping[str, str] | None = None,
+        ip: str | None = None,
+    ) -> AuditEvent:
         """Append one event; it is durable when this returns. Never put secrets or emails in `details`."""
-        event = AuditEvent(new_id("aud"), org_id, actor, action, target, dict(details or {}), ip,
-                           self._clock.now())
+        event = AuditEvent(
+            new_id("aud"), org_id, actor, action, target, dict(details or {}), ip, self._clock.now()
+        )
 
         def write(conn: Connection) -> None:
-            conn.execute(insert(tables.audit_events).values(
-                id=event.id, org_id=org_id, actor_user_id=actor, action=action.value, target=target,
-                details=json.dumps(event.details, sort_keys=True), ip=ip, created_at=event.created_at))
+            conn.execute(
+                insert(tables.audit_events).values(
+                    id=event.id,
+                    org_id=org_id,
+                    actor_user_id=actor,
+                    action=action.value,
+                    target=target,
+                    details=json.dumps(event.details, sort_keys=True),
+                    ip=ip,
+                    created_at=event.created_at,
+                )
+            )
 
         await self._writer.write(write)
         return event
@@ -40,8 +57,19 @@ class AuditLog:
         a = tables.audit_events
         where = a.c.org_id == org_id if before is None else and_(a.c.org_id == org_id, a.c.id < before)
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(select(a).where(where).order_by(a.c.id.desc())
-                                       .limit(min(limit, MAX_PAGE)))).all()
-        return [AuditEvent(r.id, OrgId(r.org_id), UserId(r.actor_user_id) if r.actor_user_id else None,
-                           AuditAction(r.action), r.target, json.loads(r.details), r.ip, r.created_at)
-                for r in rows]
+            rows = (
+                await conn.execute(select(a).where(where).order_by(a.c.id.desc()).limit(min(limit, MAX_PAGE)))
+            ).all()
+        return [
+            AuditEvent(
+                r.id,
+                OrgId(r.org_id),
+                UserId(r.actor_user_id) if r.actor_user_id else None,
+                AuditAction(r.action),
+                r.target,
+                json.loads(r.details),
+                r.ip,
+                r.created_at,
+            )
+            for r in rows
+        ]

@@ -27,8 +27,18 @@ MAX_EMAIL = 320
 
 
 def _invitation(row: Any) -> Invitation:
-    return Invitation(row.id, OrgId(row.org_id), row.email, Role(row.role), row.max_uses, row.uses,
-                      UserId(row.created_by), row.created_at, row.expires_at, row.revoked_at)
+    return Invitation(
+        row.id,
+        OrgId(row.org_id),
+        row.email,
+        Role(row.role),
+        row.max_uses,
+        row.uses,
+        UserId(row.created_by),
+        row.created_at,
+        row.expires_at,
+        row.revoked_at,
+    )
 
 
 def check_usable(row: Any, now: float) -> None:
@@ -42,16 +52,33 @@ def check_usable(row: Any, now: float) -> None:
 
 
 class InvitationService:
-    def __init__(self, *, engine: AsyncEngine, writer: StoreWriter, repo: IdentityRepository, clock: Clock,
-                 audit: AuditLog, mailer: Mailer | None, link_base: str) -> None:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        writer: StoreWriter,
+        repo: IdentityRepository,
+        clock: Clock,
+        audit: AuditLog,
+        mailer: Mailer | None,
+        link_base: str,
+    ) -> None:
         self._engine, self._writer, self._repo, self._clock = engine, writer, repo, clock
         self._audit, self._mailer, self._link_base = audit, mailer, link_base.rstrip("/")
 
     def link(self, secret: str) -> str:
         return f"{self._link_base}/web/invitations/{secret}"
 
-    async def create(self, actor: Principal, org_id: str, *, role: Role, email: str | None = None,
-                     max_uses: int = 1, ip: str | None = None) -> IssuedInvitation:
+    async def create(
+        self,
+        actor: Principal,
+        org_id: str,
+        *,
+        role: Role,
+        email: str | None = None,
+        max_uses: int = 1,
+        ip: str | None = None,
+    ) -> IssuedInvitation:
         """Needs org:admin; Owner is never granted by invitation (transfer ownership instead) and only an
         Owner invites Admins. An email invitation is single-use and mailed; the link is returned either way."""
         org = await self._org(actor, org_id)
@@ -61,25 +88,61 @@ class InvitationService:
             raise InvalidRequest(f"an invitation grants admin, member or viewer, not {role.value}")
         if role is Role.ADMIN and actor.role is not Role.OWNER:
             raise Forbidden("only an Owner invites Admins")
-        if email is not None and (len(email) > MAX_EMAIL or "@" not in email or "\n" in email or "\r" in email):
+        if email is not None and (
+            len(email) > MAX_EMAIL or "@" not in email or "\n" in email or "\r" in email
+        ):
             raise InvalidRequest("email must be one address such as ada@example.com")
         if not 1 <= max_uses <= MAX_USES or (email is not None and max_uses != 1):
             raise InvalidRequest(f"max_uses is 1 for an email invitation and 1 to {MAX_USES} for a link")
         secret, now = tokens.new_secret(tokens.INVITATION_PREFIX), self._clock.now()
-        invitation = Invitation(new_id("inv"), org.id, email, role, max_uses, 0, actor.user_id, now,
-                                now + INVITATION_SECONDS, None)
-        await self._writer.write(lambda conn: conn.execute(insert(tables.invitations).values(
-            id=invitation.id, org_id=org.id, token_hash=tokens.hash_secret(secret), email=email, role=role.value,
-            max_uses=max_uses, uses=0, created_by=actor.user_id, created_at=now, expires_at=invitation.expires_at)))
-        await self._audit.record(AuditAction.INVITATION_CREATED, org_id=org.id, actor=actor.user_id,
-                                 target=invitation.id, details={"role": role.value, "max_uses": str(max_uses),
-                                                                "by_email": str(email is not None).lower()}, ip=ip)
+        invitation = Invitation(
+            new_id("inv"),
+            org.id,
+            email,
+            role,
+            max_uses,
+            0,
+            actor.user_id,
+            now,
+            now + INVITATION_SECONDS,
+            None,
+        )
+        await self._writer.write(
+            lambda conn: conn.execute(
+                insert(tables.invitations).values(
+                    id=invitation.id,
+                    org_id=org.id,
+                    token_hash=tokens.hash_secret(secret),
+                    email=email,
+                    role=role.value,
+                    max_uses=max_uses,
+                    uses=0,
+                    created_by=actor.user_id,
+                    created_at=now,
+                    expires_at=invitation.expires_at,
+                )
+            )
+        )
+        await self._audit.record(
+            AuditAction.INVITATION_CREATED,
+            org_id=org.id,
+            actor=actor.user_id,
+            target=invitation.id,
+            details={
+                "role": role.value,
+                "max_uses": str(max_uses),
+                "by_email": str(email is not None).lower(),
+            },
+            ip=ip,
+        )
         sent = False
         if email is not None and self._mailer is not None:
             sent = await self._mailer.send(
-                to=email, subject=f"You are invited to {org.name} on Ferryman",
+                to=email,
+                subject=f"You are invited to {org.name} on Ferryman",
                 body=f"You are invited to join {org.name} on Ferryman as {role.value}.\n\n"
-                     f"Accept within 7 days: {self.link(secret)}\n")
+                f"Accept within 7 days: {self.link(secret)}\n",
+            )
         return IssuedInvitation(invitation, secret, sent)
 
     async def find(self, actor: Principal, org_id: str) -> list[Invitation]:
@@ -91,16 +154,28 @@ class InvitationService:
             rows = (await conn.execute(select(i).where(i.c.org_id == org.id).order_by(i.c.id))).all()
         return [_invitation(r) for r in rows]
 
-    async def revoke(self, actor: Principal, org_id: str, invitation_id: str, *, ip: str | None = None) -> Invitation:
+    async def revoke(
+        self, actor: Principal, org_id: str, invitation_id: str, *, ip: str | None = None
+    ) -> Invitation:
         """Idempotent; another org's invitation is NotFound."""
         found = {inv.id: inv for inv in await self.find(actor, org_id)}
         if invitation_id not in found:
             raise NotFound(f"invitation {invitation_id!r} not found")
         i, now = tables.invitations, self._clock.now()
-        await self._writer.write(lambda conn: conn.execute(update(i).where(and_(
-            i.c.id == invitation_id, i.c.revoked_at.is_(None))).values(revoked_at=now)))
-        await self._audit.record(AuditAction.INVITATION_REVOKED, org_id=actor.org_id, actor=actor.user_id,
-                                 target=invitation_id, ip=ip)
+        await self._writer.write(
+            lambda conn: conn.execute(
+                update(i)
+                .where(and_(i.c.id == invitation_id, i.c.revoked_at.is_(None)))
+                .values(revoked_at=now)
+            )
+        )
+        await self._audit.record(
+            AuditAction.INVITATION_REVOKED,
+            org_id=actor.org_id,
+            actor=actor.user_id,
+            target=invitation_id,
+            ip=ip,
+        )
         return {inv.id: inv for inv in await self.find(actor, org_id)}[invitation_id]
 
     async def preview(self, secret: str) -> tuple[Invitation, Org]:
@@ -119,17 +194,27 @@ class InvitationService:
         def write(conn: Connection) -> None:
             fresh = conn.execute(select(i).where(i.c.id == row.id)).first()
             check_usable(fresh, self._clock.now())
-            member = conn.execute(select(m.c.role).where(and_(m.c.org_id == row.org_id,
-                                                               m.c.user_id == user_id))).first()
+            member = conn.execute(
+                select(m.c.role).where(and_(m.c.org_id == row.org_id, m.c.user_id == user_id))
+            ).first()
             if member is not None:
                 raise Conflict("you are already a member of this org")
             conn.execute(update(i).where(i.c.id == row.id).values(uses=i.c.uses + 1))
-            conn.execute(insert(m).values(org_id=row.org_id, user_id=user_id, role=row.role,
-                                          created_at=self._clock.now()))
+            conn.execute(
+                insert(m).values(
+                    org_id=row.org_id, user_id=user_id, role=row.role, created_at=self._clock.now()
+                )
+            )
 
         await self._writer.write(write)
-        await self._audit.record(AuditAction.MEMBER_JOINED, org_id=OrgId(row.org_id), actor=user_id, target=row.id,
-                                 details={"role": row.role}, ip=ip)
+        await self._audit.record(
+            AuditAction.MEMBER_JOINED,
+            org_id=OrgId(row.org_id),
+            actor=user_id,
+            target=row.id,
+            details={"role": row.role},
+            ip=ip,
+        )
         return _invitation(row)
 
     async def _row(self, secret: str) -> Any:

@@ -33,8 +33,15 @@ class SmtpMailer:
         message["From"], message["To"], message["Subject"] = self.sender, to, subject
         message.set_content(body)
         try:
-            await aiosmtplib.send(message, hostname=self.host, port=self.port, username=self.username,
-                                  password=self.password, start_tls=self.starttls, timeout=self.timeout_seconds)
+            await aiosmtplib.send(
+                message,
+                hostname=self.host,
+                port=self.port,
+                username=self.username,
+                password=self.password,
+                start_tls=self.starttls,
+                timeout=self.timeout_seconds,
+            )
         except (aiosmtplib.SMTPException, OSError) as exc:
             # the invitation stands without the mail: its link is shown to the inviter, who can pass it on
             log.warning("mail.failed", error=type(exc).__name__, host=self.host)

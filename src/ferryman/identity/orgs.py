@@ -27,8 +27,15 @@ def _check_name(name: str) -> str:
 
 
 class OrgService:
-    def __init__(self, *, repo: IdentityRepository, clock: Clock, state: AuthState, audit: AuditLog,
-                 regions: list[Region]) -> None:
+    def __init__(
+        self,
+        *,
+        repo: IdentityRepository,
+        clock: Clock,
+        state: AuthState,
+        audit: AuditLog,
+        regions: list[Region],
+    ) -> None:
         self._repo, self._clock, self._state, self._audit = repo, clock, state, audit
         self._regions = regions
 
@@ -39,8 +46,14 @@ class OrgService:
         now = self._clock.now()
         await self._repo.insert_org(org, at=now)
         await self._repo.insert_member(org_id=org.id, user_id=user_id, role=Role.OWNER.value, at=now)
-        await self._audit.record(AuditAction.ORG_CREATED, org_id=org.id, actor=user_id, target=org.id,
-                                 details={"region": region.value}, ip=ip)
+        await self._audit.record(
+            AuditAction.ORG_CREATED,
+            org_id=org.id,
+            actor=user_id,
+            target=org.id,
+            details={"region": region.value},
+            ip=ip,
+        )
         return org
 
     async def memberships(self, user_id: UserId) -> list[Membership]:
@@ -54,9 +67,16 @@ class OrgService:
             raise NotFound(f"org {org_id!r} not found")
         return org
 
-    async def update(self, actor: Principal, org_id: str, *, name: str | None = None,
-                     billing_address: str | None = None, region: Region | None = None,
-                     ip: str | None = None) -> Org:
+    async def update(
+        self,
+        actor: Principal,
+        org_id: str,
+        *,
+        name: str | None = None,
+        billing_address: str | None = None,
+        region: Region | None = None,
+        ip: str | None = None,
+    ) -> Org:
         """Rename (org:admin), set the billing address (billing:write), change the data region (org:admin;
         applies to jobs submitted from now on, and is audited). All checks pass before anything changes."""
         org = await self.get(actor, org_id)
@@ -79,19 +99,32 @@ class OrgService:
         if "region" in values:
             assert region is not None
             self._state.org_changed(org.id, region)
-            await self._audit.record(AuditAction.REGION_CHANGED, org_id=org.id, actor=actor.user_id, target=org.id,
-                                     details={"from": org.region.value, "to": region.value}, ip=ip)
+            await self._audit.record(
+                AuditAction.REGION_CHANGED,
+                org_id=org.id,
+                actor=actor.user_id,
+                target=org.id,
+                details={"from": org.region.value, "to": region.value},
+                ip=ip,
+            )
         if values.keys() - {"region"}:
-            await self._audit.record(AuditAction.ORG_UPDATED, org_id=org.id, actor=actor.user_id, target=org.id,
-                                     details={"fields": " ".join(sorted(values.keys() - {"region"}))}, ip=ip)
+            await self._audit.record(
+                AuditAction.ORG_UPDATED,
+                org_id=org.id,
+                actor=actor.user_id,
+                target=org.id,
+                details={"fields": " ".join(sorted(values.keys() - {"region"}))},
+                ip=ip,
+            )
         return await self.get(actor, org_id)
 
     async def members(self, actor: Principal, org_id: str) -> list[Member]:
         org = await self.get(actor, org_id)
         return await self._repo.find_members(org.id)
 
-    async def set_role(self, actor: Principal, org_id: str, user_id: str, role: Role, *,
-                       ip: str | None = None) -> Member:
+    async def set_role(
+        self, actor: Principal, org_id: str, user_id: str, role: Role, *, ip: str | None = None
+    ) -> Member:
         """Change a member's role. Admins manage Members, Viewers and Disabled; only an Owner grants or takes
         away Owner or Admin. Raises Conflict when the last Owner would go; the change applies at once."""
         org = await self.get(actor, org_id)
@@ -104,12 +137,19 @@ class OrgService:
             return target
         await self._repo.set_role(org.id, target.user_id, role)
         self._state.member_changed(org.id, target.user_id, now=self._clock.now())
-        await self._audit.record(AuditAction.ROLE_CHANGED, org_id=org.id, actor=actor.user_id, target=target.user_id,
-                                 details={"from": target.role.value, "to": role.value}, ip=ip)
+        await self._audit.record(
+            AuditAction.ROLE_CHANGED,
+            org_id=org.id,
+            actor=actor.user_id,
+            target=target.user_id,
+            details={"from": target.role.value, "to": role.value},
+            ip=ip,
+        )
         return await self._member(org.id, user_id)
 
-    async def transfer_ownership(self, actor: Principal, org_id: str, to_user: str, *,
-                                 ip: str | None = None) -> list[Member]:
+    async def transfer_ownership(
+        self, actor: Principal, org_id: str, to_user: str, *, ip: str | None = None
+    ) -> list[Member]:
         """The actor (an Owner) makes another enabled member Owner and becomes Admin."""
         org = await self.get(actor, org_id)
         if actor.role is not Role.OWNER:
@@ -121,8 +161,13 @@ class OrgService:
         now = self._clock.now()
         self._state.member_changed(org.id, actor.user_id, now=now)
         self._state.member_changed(org.id, target.user_id, now=now)
-        await self._audit.record(AuditAction.OWNERSHIP_TRANSFERRED, org_id=org.id, actor=actor.user_id,
-                                 target=target.user_id, ip=ip)
+        await self._audit.record(
+            AuditAction.OWNERSHIP_TRANSFERRED,
+            org_id=org.id,
+            actor=actor.user_id,
+            target=target.user_id,
+            ip=ip,
+        )
         return await self._repo.find_members(org.id)
 
     async def operator_principal(self, org_id: str) -> Principal:
@@ -131,8 +176,9 @@ class OrgService:
         owners = [m for m in await self._repo.find_members(OrgId(org_id)) if m.role is Role.OWNER]
         if org is None or not owners:
             raise NotFound(f"org {org_id!r} not found")
-        return Principal(TokenId("operator"), owners[0].user_id, org.id, org.region, ALL_SCOPES, org.weight,
-                         Role.OWNER)
+        return Principal(
+            TokenId("operator"), owners[0].user_id, org.id, org.region, ALL_SCOPES, org.weight, Role.OWNER
+        )
 
     async def _member(self, org_id: OrgId, user_id: str) -> Member:
         for member in await self._repo.find_members(org_id):
@@ -142,8 +188,10 @@ class OrgService:
 
     def _check_region(self, region: Region) -> None:
         if region not in self._regions:
-            raise InvalidRequest(f"region {region.value!r} is not served here; choose one of "
-                                 f"{[r.value for r in self._regions]}")
+            raise InvalidRequest(
+                f"region {region.value!r} is not served here; choose one of "
+                f"{[r.value for r in self._regions]}"
+            )
 
 
 def _require(actor: Principal, scope: Scope, what: str) -> None:

@@ -35,8 +35,9 @@ class AuthState:
     def uncache(self, digest: str) -> None:
         self._principals.pop(digest, None)
 
-    def _evict(self, *, token_id: str | None = None, org_id: OrgId | None = None,
-               user_id: UserId | None = None) -> None:
+    def _evict(
+        self, *, token_id: str | None = None, org_id: OrgId | None = None, user_id: UserId | None = None
+    ) -> None:
         for digest, (_, p) in list(self._principals.items()):
             if p.token_id == token_id or (p.org_id == org_id and user_id in (None, p.user_id)):
                 del self._principals[digest]

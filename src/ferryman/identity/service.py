@@ -42,11 +42,15 @@ DEFAULT_TOKEN_DAYS = 30
 def _check_grantable(scopes: frozenset[Scope], role: Role, held: frozenset[Scope]) -> None:
     """Raise Forbidden when `scopes` exceed what the role allows or what the caller itself holds."""
     if beyond_role := sorted(s.value for s in scopes - role.scopes):
-        raise Forbidden(f"a {role.value} may not hold {beyond_role}; allowed: {sorted(s.value for s in role.scopes)}",
-                        details={"scopes": beyond_role})
+        raise Forbidden(
+            f"a {role.value} may not hold {beyond_role}; allowed: {sorted(s.value for s in role.scopes)}",
+            details={"scopes": beyond_role},
+        )
     if beyond_caller := sorted(s.value for s in scopes - held):
-        raise Forbidden(f"the calling token lacks {beyond_caller}, so it cannot grant them",
-                        details={"scopes": beyond_caller})
+        raise Forbidden(
+            f"the calling token lacks {beyond_caller}, so it cannot grant them",
+            details={"scopes": beyond_caller},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +95,15 @@ class IdentityService:
     """Authenticates API tokens (database, cached 2 s) and short-lived tokens (signature only), and manages
     API tokens. Every revocation goes through `state`, so it holds in this process from the next request on."""
 
-    def __init__(self, *, repo: IdentityRepository, clock: Clock, state: AuthState | None = None,
-                 audit: AuditLog | None = None, signing_key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        repo: IdentityRepository,
+        clock: Clock,
+        state: AuthState | None = None,
+        audit: AuditLog | None = None,
+        signing_key: bytes | None = None,
+    ) -> None:
         self._repo, self._clock = repo, clock
         self._state = state or AuthState()
         self._audit = audit or AuditLog(engine=repo.engine, writer=repo.writer, clock=clock)
@@ -118,7 +129,8 @@ class IdentityService:
         inflight = self._inflight.get(digest)
         if inflight is None:
             inflight = self._inflight[digest] = asyncio.ensure_future(
-                self._repo.find_principal(digest, self._clock.now()))
+                self._repo.find_principal(digest, self._clock.now())
+            )
             inflight.add_done_callback(lambda _: self._inflight.pop(digest, None))
         principal = await asyncio.shield(inflight)
         if principal is None:
@@ -130,25 +142,52 @@ class IdentityService:
 
     def _authenticate_short(self, secret: str) -> Principal:
         claims = tokens.verify_claims(self._key, secret)
-        if claims is None or not isinstance(claims.get("exp"), int | float) or claims["exp"] <= self._clock.now():
-            raise Unauthenticated("invalid or expired short-lived token; mint a new one (POST /v1/tokens/short-lived)")
+        if (
+            claims is None
+            or not isinstance(claims.get("exp"), int | float)
+            or claims["exp"] <= self._clock.now()
+        ):
+            raise Unauthenticated(
+                "invalid or expired short-lived token; mint a new one (POST /v1/tokens/short-lived)"
+            )
         org_id, user_id, role = OrgId(claims["org"]), UserId(claims["uid"]), Role(claims["role"])
-        if not self._state.is_short_token_valid(parent=claims["tid"], org_id=org_id, user_id=user_id,
-                                                issued_at=claims["iat"]):
-            raise Unauthenticated("this short-lived token was revoked (its parent ended or its member changed)")
+        if not self._state.is_short_token_valid(
+            parent=claims["tid"], org_id=org_id, user_id=user_id, issued_at=claims["iat"]
+        ):
+            raise Unauthenticated(
+                "this short-lived token was revoked (its parent ended or its member changed)"
+            )
         scopes = frozenset(Scope(s) for s in claims["scp"]) & role.scopes
-        return Principal(TokenId(claims["tid"]), user_id, org_id, self._state.region_of(org_id, Region(claims["reg"])),
-                         scopes, float(claims["w"]), role, short_lived=True)
+        return Principal(
+            TokenId(claims["tid"]),
+            user_id,
+            org_id,
+            self._state.region_of(org_id, Region(claims["reg"])),
+            scopes,
+            float(claims["w"]),
+            role,
+            short_lived=True,
+        )
 
-    async def mint_short_lived(self, *, parent: str, user_id: UserId, org_id: OrgId, scopes: frozenset[Scope] | None,
-                               ttl_seconds: int, ip: str | None = None) -> ShortLivedToken:
+    async def mint_short_lived(
+        self,
+        *,
+        parent: str,
+        user_id: UserId,
+        org_id: OrgId,
+        scopes: frozenset[Scope] | None,
+        ttl_seconds: int,
+        ip: str | None = None,
+    ) -> ShortLivedToken:
         """A token valid for `ttl_seconds` (at most an hour), holding at most what the member's role allows now.
 
         Raises InvalidRequest for a bad lifetime, NotFound when the user is not a member, Forbidden when the
         scopes exceed the role.
         """
         if not 1 <= ttl_seconds <= SHORT_TOKEN_MAX_SECONDS:
-            raise InvalidRequest(f"ttl_seconds must be between 1 and {SHORT_TOKEN_MAX_SECONDS}, got {ttl_seconds}")
+            raise InvalidRequest(
+                f"ttl_seconds must be between 1 and {SHORT_TOKEN_MAX_SECONDS}, got {ttl_seconds}"
+            )
         org, role = await self._repo.get_org(org_id), await self._repo.get_role(org_id, user_id)
         if org is None or role is None:
             raise NotFound(f"org {org_id!r} not found")
@@ -156,27 +195,63 @@ class IdentityService:
         _check_grantable(granted, role, role.scopes)
         now, names = self._clock.now(), sorted(s.value for s in granted)
         claims: dict[str, object] = {
-            "v": 1, "tid": parent, "uid": user_id, "org": org_id, "reg": org.region.value, "w": org.weight,
-            "scp": names, "role": role.value, "iat": now, "exp": now + ttl_seconds, "jti": secrets.token_hex(8)}
-        await self._audit.record(AuditAction.SHORT_TOKEN_MINTED, org_id=org_id, actor=user_id, target=parent,
-                                 details={"ttl_seconds": str(ttl_seconds), "scopes": " ".join(names)}, ip=ip)
+            "v": 1,
+            "tid": parent,
+            "uid": user_id,
+            "org": org_id,
+            "reg": org.region.value,
+            "w": org.weight,
+            "scp": names,
+            "role": role.value,
+            "iat": now,
+            "exp": now + ttl_seconds,
+            "jti": secrets.token_hex(8),
+        }
+        await self._audit.record(
+            AuditAction.SHORT_TOKEN_MINTED,
+            org_id=org_id,
+            actor=user_id,
+            target=parent,
+            details={"ttl_seconds": str(ttl_seconds), "scopes": " ".join(names)},
+            ip=ip,
+        )
         return ShortLivedToken(tokens.sign_claims(self._key, claims), granted, now + ttl_seconds)
 
-    async def create_token(self, actor: Principal, *, name: str, scopes: frozenset[Scope], expires_in_days: int,
-                           ip: str | None = None) -> tuple[IssuedToken, TokenInfo]:
+    async def create_token(
+        self,
+        actor: Principal,
+        *,
+        name: str,
+        scopes: frozenset[Scope],
+        expires_in_days: int,
+        ip: str | None = None,
+    ) -> tuple[IssuedToken, TokenInfo]:
         """An API token for the actor in the actor's org. Raises Forbidden for a Viewer, or for scopes beyond
         the actor's role or the calling token; InvalidRequest for a bad expiry. Nothing is stored on refusal."""
         if not 1 <= expires_in_days <= MAX_TOKEN_DAYS:
-            raise InvalidRequest(f"expires_in_days must be between 1 and {MAX_TOKEN_DAYS}, got {expires_in_days}")
+            raise InvalidRequest(
+                f"expires_in_days must be between 1 and {MAX_TOKEN_DAYS}, got {expires_in_days}"
+            )
         if not actor.role.at_least(Role.MEMBER):
             raise Forbidden(f"a {actor.role.value} cannot create API tokens; Members and above can")
         if not scopes:
             raise InvalidRequest("a token needs at least one scope (or a preset)")
         _check_grantable(scopes, actor.role, actor.scopes)
-        issued = await self.issue_api_token(org_id=actor.org_id, user_id=actor.user_id, name=name, scopes=scopes,
-                                            expires_in_days=expires_in_days)
-        await self._audit.record(AuditAction.TOKEN_CREATED, org_id=actor.org_id, actor=actor.user_id,
-                                 target=issued.id, details={"scopes": " ".join(sorted(scopes))}, ip=ip)
+        issued = await self.issue_api_token(
+            org_id=actor.org_id,
+            user_id=actor.user_id,
+            name=name,
+            scopes=scopes,
+            expires_in_days=expires_in_days,
+        )
+        await self._audit.record(
+            AuditAction.TOKEN_CREATED,
+            org_id=actor.org_id,
+            actor=actor.user_id,
+            target=issued.id,
+            details={"scopes": " ".join(sorted(scopes))},
+            ip=ip,
+        )
         info = await self._repo.get_token(actor.org_id, issued.id)
         assert info is not None
         return issued, info
@@ -194,8 +269,9 @@ class IdentityService:
             raise NotFound(f"token {token_id!r} not found")
         if info.revoked_at is None:
             await self._repo.revoke_token(actor.org_id, info.id, at=self._clock.now())
-            await self._audit.record(AuditAction.TOKEN_REVOKED, org_id=actor.org_id, actor=actor.user_id,
-                                     target=info.id, ip=ip)
+            await self._audit.record(
+                AuditAction.TOKEN_REVOKED, org_id=actor.org_id, actor=actor.user_id, target=info.id, ip=ip
+            )
         self._state.revoke_token(info.id, now=self._clock.now())
         refreshed = await self._repo.get_token(actor.org_id, token_id)
         assert refreshed is not None
@@ -218,8 +294,15 @@ class IdentityService:
             raise LookupError(org_id)
         return org.webhook_secret
 
-    async def create_org(self, *, name: str, region: Region, user_id: UserId | None = None,
-                         user_name: str = "owner", weight: float = 1.0) -> tuple[Org, UserId]:
+    async def create_org(
+        self,
+        *,
+        name: str,
+        region: Region,
+        user_id: UserId | None = None,
+        user_name: str = "owner",
+        weight: float = 1.0,
+    ) -> tuple[Org, UserId]:
         """Create an org with an Owner (a new user unless one is given)."""
         now = self._clock.now()
         if user_id is None:
@@ -231,22 +314,40 @@ class IdentityService:
         return org, user_id
 
     async def issue_api_token(
-        self, *, org_id: OrgId, user_id: UserId, name: str, scopes: frozenset[Scope] = ALL_SCOPES,
+        self,
+        *,
+        org_id: OrgId,
+        user_id: UserId,
+        name: str,
+        scopes: frozenset[Scope] = ALL_SCOPES,
         expires_in_days: float = 30,
     ) -> IssuedToken:
         secret = tokens.new_secret(tokens.API_PREFIX)
         token_id = TokenId(new_id("tok"))
         expires_at = self._clock.now() + expires_in_days * DAY_SECONDS
         await self._repo.insert_api_token(
-            token_id=token_id, org_id=org_id, user_id=user_id, name=name, token_hash=tokens.hash_secret(secret),
-            last4=secret[-4:], scopes=sorted(s.value for s in scopes), at=self._clock.now(), expires_at=expires_at)
+            token_id=token_id,
+            org_id=org_id,
+            user_id=user_id,
+            name=name,
+            token_hash=tokens.hash_secret(secret),
+            last4=secret[-4:],
+            scopes=sorted(s.value for s in scopes),
+            at=self._clock.now(),
+            expires_at=expires_at,
+        )
         return IssuedToken(token_id, secret, org_id, expires_at)
 
     async def issue_worker_token(self, *, region: Region, name: str) -> IssuedToken:
         secret = tokens.new_secret(tokens.WORKER_PREFIX)
         token_id = TokenId(new_id("wtk"))
-        await self._repo.insert_worker_token(token_id=token_id, region=region, name=name,
-                                             token_hash=tokens.hash_secret(secret), at=self._clock.now())
+        await self._repo.insert_worker_token(
+            token_id=token_id,
+            region=region,
+            name=name,
+            token_hash=tokens.hash_secret(secret),
+            at=self._clock.now(),
+        )
         return IssuedToken(token_id, secret, None, None)
 
     async def bootstrap(self, data_dir: Path, regions: list[Region]) -> Bootstrap:
@@ -276,8 +377,9 @@ class IdentityService:
         return Bootstrap(minted, workers)
 
     async def _mint_admin(self, path: Path, org_id: OrgId, user_id: UserId) -> str:
-        issued = await self.issue_api_token(org_id=org_id, user_id=user_id, name="admin (ferryman up)",
-                                            expires_in_days=BOOTSTRAP_TOKEN_DAYS)
+        issued = await self.issue_api_token(
+            org_id=org_id, user_id=user_id, name="admin (ferryman up)", expires_in_days=BOOTSTRAP_TOKEN_DAYS
+        )
         write_secret_file(path, issued.secret)
         return issued.secret
 

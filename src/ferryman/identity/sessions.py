@@ -27,48 +27,88 @@ TOUCH_EVERY_SECONDS = 60.0
 
 
 def _session(row: Any) -> BrowserSession:
-    return BrowserSession(row.id, UserId(row.user_id), row.created_at, row.last_seen_at, row.expires_at, row.ip,
-                          row.user_agent)
+    return BrowserSession(
+        row.id, UserId(row.user_id), row.created_at, row.last_seen_at, row.expires_at, row.ip, row.user_agent
+    )
 
 
 class SessionService:
-    def __init__(self, *, engine: AsyncEngine, writer: StoreWriter, clock: Clock, state: AuthState,
-                 audit: AuditLog, key: bytes, lifetime_seconds: float) -> None:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        writer: StoreWriter,
+        clock: Clock,
+        state: AuthState,
+        audit: AuditLog,
+        key: bytes,
+        lifetime_seconds: float,
+    ) -> None:
         self._engine, self._writer, self._clock = engine, writer, clock
         self._state, self._audit, self._key, self._lifetime = state, audit, key, lifetime_seconds
 
-    async def start(self, user_id: UserId, *, ip: str | None, user_agent: str | None,
-                    replaces: str | None = None) -> tuple[BrowserSession, str]:
+    async def start(
+        self, user_id: UserId, *, ip: str | None, user_agent: str | None, replaces: str | None = None
+    ) -> tuple[BrowserSession, str]:
         """A new session and its cookie secret. `replaces` (the cookie presented at sign-in, if any) is ended:
         a session id never survives a sign-in, so a planted cookie gains nothing."""
         if replaces:
             await self.end(replaces)
         secret, now = tokens.new_secret(tokens.SESSION_PREFIX), self._clock.now()
-        session = BrowserSession(new_id("ses"), user_id, now, now, now + self._lifetime, ip,
-                                 (user_agent or "")[:MAX_USER_AGENT] or None)
+        session = BrowserSession(
+            new_id("ses"),
+            user_id,
+            now,
+            now,
+            now + self._lifetime,
+            ip,
+            (user_agent or "")[:MAX_USER_AGENT] or None,
+        )
 
         def write(conn: Connection) -> None:
-            conn.execute(insert(tables.browser_sessions).values(
-                id=session.id, token_hash=tokens.hash_secret(secret), user_id=user_id, created_at=now,
-                last_seen_at=now, expires_at=session.expires_at, ip=ip, user_agent=session.user_agent))
+            conn.execute(
+                insert(tables.browser_sessions).values(
+                    id=session.id,
+                    token_hash=tokens.hash_secret(secret),
+                    user_id=user_id,
+                    created_at=now,
+                    last_seen_at=now,
+                    expires_at=session.expires_at,
+                    ip=ip,
+                    user_agent=session.user_agent,
+                )
+            )
 
         await self._writer.write(write)
         return session, secret
 
     async def resolve(self, secret: str | None, *, ip: str | None = None) -> BrowserSession | None:
         """The live session behind a cookie, or None; reads the store every time, so an ended one stops now."""
-        if not secret or not secret.startswith(tokens.SESSION_PREFIX) or len(secret) > tokens.MAX_TOKEN_LENGTH:
+        if (
+            not secret
+            or not secret.startswith(tokens.SESSION_PREFIX)
+            or len(secret) > tokens.MAX_TOKEN_LENGTH
+        ):
             return None
         s, now = tables.browser_sessions, self._clock.now()
         async with self._engine.connect() as conn:
-            row = (await conn.execute(select(s).where(and_(
-                s.c.token_hash == tokens.hash_secret(secret), s.c.revoked_at.is_(None),
-                s.c.expires_at > now)))).first()
+            row = (
+                await conn.execute(
+                    select(s).where(
+                        and_(
+                            s.c.token_hash == tokens.hash_secret(secret),
+                            s.c.revoked_at.is_(None),
+                            s.c.expires_at > now,
+                        )
+                    )
+                )
+            ).first()
         if row is None:
             return None
         if now - row.last_seen_at > TOUCH_EVERY_SECONDS:
-            self._writer.submit(lambda conn: conn.execute(
-                update(s).where(s.c.id == row.id).values(last_seen_at=now, ip=ip)))
+            self._writer.submit(
+                lambda conn: conn.execute(update(s).where(s.c.id == row.id).values(last_seen_at=now, ip=ip))
+            )
         return _session(row)
 
     def csrf_token(self, session: BrowserSession | str) -> str:
@@ -88,9 +128,19 @@ class SessionService:
     async def find(self, user_id: UserId) -> list[BrowserSession]:
         s = tables.browser_sessions
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(select(s).where(and_(
-                s.c.user_id == user_id, s.c.revoked_at.is_(None), s.c.expires_at > self._clock.now()))
-                .order_by(s.c.created_at.desc()))).all()
+            rows = (
+                await conn.execute(
+                    select(s)
+                    .where(
+                        and_(
+                            s.c.user_id == user_id,
+                            s.c.revoked_at.is_(None),
+                            s.c.expires_at > self._clock.now(),
+                        )
+                    )
+                    .order_by(s.c.created_at.desc())
+                )
+            ).all()
         return [_session(r) for r in rows]
 
     async def revoke(self, user_id: UserId, session_id: str) -> None:
@@ -104,15 +154,25 @@ class SessionService:
         """Sign out everywhere: every session of the user ends now. Returns how many ended."""
         ids = [s.id for s in await self.find(user_id)]
         await self._revoke(user_id, ids)
-        await self._audit.record(AuditAction.SESSIONS_REVOKED, org_id=None, actor=user_id, target="all",
-                                 details={"count": str(len(ids))})
+        await self._audit.record(
+            AuditAction.SESSIONS_REVOKED,
+            org_id=None,
+            actor=user_id,
+            target="all",
+            details={"count": str(len(ids))},
+        )
         return len(ids)
 
     async def _revoke(self, user_id: UserId, ids: list[str]) -> None:
         s, now = tables.browser_sessions, self._clock.now()
         if not ids:
             return
-        await self._writer.write(lambda conn: conn.execute(update(s).where(and_(
-            s.c.user_id == user_id, s.c.id.in_(ids), s.c.revoked_at.is_(None))).values(revoked_at=now)))
+        await self._writer.write(
+            lambda conn: conn.execute(
+                update(s)
+                .where(and_(s.c.user_id == user_id, s.c.id.in_(ids), s.c.revoked_at.is_(None)))
+                .values(revoked_at=now)
+            )
+        )
         for session_id in ids:
             self._state.revoke_token(session_id, now=now)

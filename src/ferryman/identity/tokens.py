@@ -50,7 +50,7 @@ def verify_claims(key: bytes, token: str) -> dict[str, Any] | None:
     """The claims of a token this key signed, or None for anything else (never raises on bad input)."""
     if not token.startswith(SHORT_PREFIX) or len(token) > MAX_SHORT_TOKEN_LENGTH:
         return None
-    body, dot, mac = token[len(SHORT_PREFIX):].partition(".")
+    body, dot, mac = token[len(SHORT_PREFIX) :].partition(".")
     if not dot:
         return None
     try:

@@ -34,18 +34,28 @@ class WebConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebConfig:
-        key = (settings.secret_key.get_secret_value().encode() if settings.secret_key
-               else identity.load_or_create_secret_key(settings.data_dir / "secret-key"))
+        key = (
+            settings.secret_key.get_secret_value().encode()
+            if settings.secret_key
+            else identity.load_or_create_secret_key(settings.data_dir / "secret-key")
+        )
         providers = ProviderConfig(
             github_client_id=settings.github_client_id,
             github_client_secret=_reveal(settings.github_client_secret),
-            github_authorize_url=settings.github_authorize_url, github_token_url=settings.github_token_url,
-            github_api_url=settings.github_api_url, google_client_id=settings.google_client_id,
+            github_authorize_url=settings.github_authorize_url,
+            github_token_url=settings.github_token_url,
+            github_api_url=settings.github_api_url,
+            google_client_id=settings.google_client_id,
             google_client_secret=_reveal(settings.google_client_secret),
-            google_discovery_url=settings.google_discovery_url, timeout_seconds=settings.oauth_timeout_seconds)
-        return cls(base_url=settings.base_url(),
-                   cookie_key=hmac.new(key, b"web:oauth-cookie", hashlib.sha256).hexdigest(),
-                   session_lifetime_seconds=settings.session_lifetime_seconds, providers=providers)
+            google_discovery_url=settings.google_discovery_url,
+            timeout_seconds=settings.oauth_timeout_seconds,
+        )
+        return cls(
+            base_url=settings.base_url(),
+            cookie_key=hmac.new(key, b"web:oauth-cookie", hashlib.sha256).hexdigest(),
+            session_lifetime_seconds=settings.session_lifetime_seconds,
+            providers=providers,
+        )
 
     @property
     def secure_cookies(self) -> bool:
@@ -77,6 +87,14 @@ def create_web_app(config: WebConfig) -> Starlette:
         Route("/invitations/{secret}", pages.invitation),
         Route("/invitations/{secret}/accept", pages.accept_invitation, methods=["POST"]),
     ]
-    middleware = [Middleware(SessionMiddleware, secret_key=config.cookie_key, session_cookie="fm_oauth",
-                             max_age=OAUTH_COOKIE_SECONDS, same_site="lax", https_only=config.secure_cookies)]
+    middleware = [
+        Middleware(
+            SessionMiddleware,
+            secret_key=config.cookie_key,
+            session_cookie="fm_oauth",
+            max_age=OAUTH_COOKIE_SECONDS,
+            same_site="lax",
+            https_only=config.secure_cookies,
+        )
+    ]
     return Starlette(routes=routes, middleware=middleware, exception_handlers={FerrymanError: pages.on_error})

@@ -43,8 +43,9 @@ class Pages:
     # helpers
 
     def _render(self, request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
-        return self._templates.TemplateResponse(request, template, context, status_code=status_code,
-                                                headers={"Cache-Control": "no-store"})
+        return self._templates.TemplateResponse(
+            request, template, context, status_code=status_code, headers={"Cache-Control": "no-store"}
+        )
 
     def _redirect(self, path: str) -> RedirectResponse:
         return RedirectResponse(f"/web{path}", status_code=303)
@@ -67,13 +68,22 @@ class Pages:
         return fields
 
     def _start_session(self, response: Response, secret: str) -> Response:
-        response.set_cookie(SESSION_COOKIE, secret, max_age=int(self._config.session_lifetime_seconds), path="/",
-                            httponly=True, secure=self._config.secure_cookies, samesite="lax")
+        response.set_cookie(
+            SESSION_COOKIE,
+            secret,
+            max_age=int(self._config.session_lifetime_seconds),
+            path="/",
+            httponly=True,
+            secure=self._config.secure_cookies,
+            samesite="lax",
+        )
         return response
 
     async def on_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, FerrymanError)
-        return self._render(request, "error.html", status_code=status_of(exc), code=exc.code, message=exc.message)
+        return self._render(
+            request, "error.html", status_code=status_of(exc), code=exc.code, message=exc.message
+        )
 
     # pages
 
@@ -100,17 +110,24 @@ class Pages:
             await accounts.signin.link(session.user_id, identity, ip=_ip(request))
             return self._redirect("/account")
         if user_id is None:
-            request.session["pending"] = {"provider": identity.provider.value, "subject": identity.subject,
-                                          "name": identity.name, "email": identity.email,
-                                          "nonce": secrets.token_urlsafe(16)}
+            request.session["pending"] = {
+                "provider": identity.provider.value,
+                "subject": identity.subject,
+                "name": identity.name,
+                "email": identity.email,
+                "nonce": secrets.token_urlsafe(16),
+            }
             return self._redirect("/confirm-age")
         await accounts.signin.record_sign_in(user_id, identity, ip=_ip(request))
         return await self._signed_in(request, user_id)
 
     async def _signed_in(self, request: Request, user_id: Any) -> Response:
         session, secret = await _accounts(request).sessions.start(
-            user_id, ip=_ip(request), user_agent=request.headers.get("user-agent"),
-            replaces=request.cookies.get(SESSION_COOKIE))
+            user_id,
+            ip=_ip(request),
+            user_agent=request.headers.get("user-agent"),
+            replaces=request.cookies.get(SESSION_COOKIE),
+        )
         invitation = request.session.pop("invitation", None)
         target = f"/invitations/{invitation}" if invitation else "/account"
         return self._start_session(self._redirect(target), secret)
@@ -127,11 +144,15 @@ class Pages:
         if pending is None:
             raise InvalidRequest("no sign-in is waiting for confirmation; start again")
         form = await self._form(request, pending["nonce"])
-        identity = ProviderIdentity(Provider(pending["provider"]), pending["subject"], pending["name"],
-                                    pending["email"])
+        identity = ProviderIdentity(
+            Provider(pending["provider"]), pending["subject"], pending["name"], pending["email"]
+        )
         user_id = await _accounts(request).signin.sign_up(
-            identity, is_adult=form.get("is_adult") == "yes", invitation=request.session.pop("invitation", None),
-            ip=_ip(request))
+            identity,
+            is_adult=form.get("is_adult") == "yes",
+            invitation=request.session.pop("invitation", None),
+            ip=_ip(request),
+        )
         del request.session["pending"]
         return await self._signed_in(request, user_id)
 
@@ -142,10 +163,17 @@ class Pages:
         accounts = _accounts(request)
         user = await accounts.signin.get_user(session.user_id)
         return self._render(
-            request, "account.html", user=user, session=session, providers=await accounts.signin.providers(
-                session.user_id), all_providers=self._enabled(), orgs=await accounts.orgs.memberships(session.user_id),
-            sessions=await accounts.sessions.find(session.user_id), csrf_token=accounts.sessions.csrf_token(session),
-            regions=[r.value for r in Region])
+            request,
+            "account.html",
+            user=user,
+            session=session,
+            providers=await accounts.signin.providers(session.user_id),
+            all_providers=self._enabled(),
+            orgs=await accounts.orgs.memberships(session.user_id),
+            sessions=await accounts.sessions.find(session.user_id),
+            csrf_token=accounts.sessions.csrf_token(session),
+            regions=[r.value for r in Region],
+        )
 
     async def create_org(self, request: Request) -> Response:
         session = await self._require_session(request)
@@ -153,8 +181,9 @@ class Pages:
         region = form.get("region", "us")
         if region not in Region._value2member_map_:
             raise InvalidRequest(f"region must be one of {[r.value for r in Region]}")
-        await _accounts(request).orgs.create(session.user_id, name=form.get("name", ""), region=Region(region),
-                                             ip=_ip(request))
+        await _accounts(request).orgs.create(
+            session.user_id, name=form.get("name", ""), region=Region(region), ip=_ip(request)
+        )
         return self._redirect("/account")
 
     async def mint_token(self, request: Request) -> Response:
@@ -163,11 +192,22 @@ class Pages:
         form = await self._form(request, session)
         scopes = frozenset(Scope(s) for s in form.get("scopes", "").split() if s in Scope._value2member_map_)
         minted = await _accounts(request).identity.mint_short_lived(
-            parent=session.id, user_id=session.user_id, org_id=OrgId(form.get("org_id", "")),
-            scopes=scopes or None, ttl_seconds=int(form.get("ttl_seconds", "900") or 900), ip=_ip(request))
-        return JSONResponse({"object": "short_lived_token", "secret": minted.secret,
-                             "scopes": sorted(minted.scopes), "expires_at": minted.expires_at},
-                            headers={"Cache-Control": "no-store"})
+            parent=session.id,
+            user_id=session.user_id,
+            org_id=OrgId(form.get("org_id", "")),
+            scopes=scopes or None,
+            ttl_seconds=int(form.get("ttl_seconds", "900") or 900),
+            ip=_ip(request),
+        )
+        return JSONResponse(
+            {
+                "object": "short_lived_token",
+                "secret": minted.secret,
+                "scopes": sorted(minted.scopes),
+                "expires_at": minted.expires_at,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
 
     async def revoke_session(self, request: Request) -> Response:
         session = await self._require_session(request)
@@ -189,8 +229,9 @@ class Pages:
 
     def _signed_out(self) -> Response:
         response = self._redirect("/sign-in")
-        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, secure=self._config.secure_cookies,
-                               samesite="lax")
+        response.delete_cookie(
+            SESSION_COOKIE, path="/", httponly=True, secure=self._config.secure_cookies, samesite="lax"
+        )
         return response
 
     async def invitation(self, request: Request) -> Response:
@@ -200,13 +241,23 @@ class Pages:
         if session is None:
             request.session["invitation"] = secret  # picked up again after sign-in
         csrf = _accounts(request).sessions.csrf_token(session) if session else None
-        return self._render(request, "invitation.html", org=org, role=invitation.role.value, signed_in=bool(session),
-                            providers=self._enabled(), csrf_token=csrf, secret=secret)
+        return self._render(
+            request,
+            "invitation.html",
+            org=org,
+            role=invitation.role.value,
+            signed_in=bool(session),
+            providers=self._enabled(),
+            csrf_token=csrf,
+            secret=secret,
+        )
 
     async def accept_invitation(self, request: Request) -> Response:
         session = await self._require_session(request)
         await self._form(request, session)
-        await _accounts(request).invitations.accept(request.path_params["secret"], session.user_id, ip=_ip(request))
+        await _accounts(request).invitations.accept(
+            request.path_params["secret"], session.user_id, ip=_ip(request)
+        )
         return self._redirect("/account")
 
     async def _require_session(self, request: Request) -> BrowserSession:

@@ -35,18 +35,29 @@ def build_oauth(config: ProviderConfig) -> OAuth:
     oauth = OAuth()
     if config.github_client_id:
         oauth.register(
-            name=Provider.GITHUB.value, client_id=config.github_client_id,
-            client_secret=config.github_client_secret, authorize_url=config.github_authorize_url,
-            access_token_url=config.github_token_url, api_base_url=config.github_api_url,
-            client_kwargs={"scope": "read:user user:email", "code_challenge_method": "S256",
-                           "timeout": config.timeout_seconds},
+            name=Provider.GITHUB.value,
+            client_id=config.github_client_id,
+            client_secret=config.github_client_secret,
+            authorize_url=config.github_authorize_url,
+            access_token_url=config.github_token_url,
+            api_base_url=config.github_api_url,
+            client_kwargs={
+                "scope": "read:user user:email",
+                "code_challenge_method": "S256",
+                "timeout": config.timeout_seconds,
+            },
         )
     if config.google_client_id:
         oauth.register(
-            name=Provider.GOOGLE.value, client_id=config.google_client_id,
-            client_secret=config.google_client_secret, server_metadata_url=config.google_discovery_url,
-            client_kwargs={"scope": "openid email profile", "code_challenge_method": "S256",
-                           "timeout": config.timeout_seconds},
+            name=Provider.GOOGLE.value,
+            client_id=config.google_client_id,
+            client_secret=config.google_client_secret,
+            server_metadata_url=config.google_discovery_url,
+            client_kwargs={
+                "scope": "openid email profile",
+                "code_challenge_method": "S256",
+                "timeout": config.timeout_seconds,
+            },
         )
     return oauth
 
@@ -78,13 +89,18 @@ async def _google_identity(client: StarletteOAuth2App, token: dict[str, Any]) ->
     if "email" not in claims:
         claims = {**claims, **(await client.userinfo(token=token))}
     email = claims.get("email") if claims.get("email_verified") else None
-    return ProviderIdentity(Provider.GOOGLE, str(claims["sub"]), str(claims.get("name") or email or claims["sub"]),
-                            email)
+    return ProviderIdentity(
+        Provider.GOOGLE, str(claims["sub"]), str(claims.get("name") or email or claims["sub"]), email
+    )
 
 
 async def _github_identity(client: StarletteOAuth2App, token: dict[str, Any]) -> ProviderIdentity:
     user = (await client.get("user", token=token)).json()
     emails = (await client.get("user/emails", token=token)).json()
     verified = [e["email"] for e in emails if isinstance(e, dict) and e.get("verified") and e.get("primary")]
-    return ProviderIdentity(Provider.GITHUB, str(user["id"]), str(user.get("name") or user["login"]),
-                            verified[0] if verified else None)
+    return ProviderIdentity(
+        Provider.GITHUB,
+        str(user["id"]),
+        str(user.get("name") or user["login"]),
+        verified[0] if verified else None,
+    )

@@ -40,8 +40,9 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 
 @pytest.fixture
 async def mailing(tmp_path: Path, smtp: tuple[Inbox, int]) -> AsyncIterator[tuple[Harness, Inbox]]:
-    async with running_app(tmp_path, smtp_host="127.0.0.1", smtp_port=smtp[1],
-                           smtp_sender="ferryman@example.test") as h:
+    async with running_app(
+        tmp_path, smtp_host="127.0.0.1", smtp_port=smtp[1], smtp_sender="ferryman@example.test"
+    ) as h:
         yield h, smtp[0]
 
 
@@ -49,32 +50,42 @@ async def test_email_invitation_is_sent_over_smtp_with_the_link(mailing: tuple[H
     harness, inbox = mailing
     org, owner = await harness.org("acme")
 
-    created = await harness.call("POST", f"/v1/orgs/{org.id}/invitations", owner,
-                                 {"email": "ada@example.com", "role": "member"})
+    created = await harness.call(
+        "POST", f"/v1/orgs/{org.id}/invitations", owner, {"email": "ada@example.com", "role": "member"}
+    )
 
     body = created.json()
     (message,) = inbox.messages
     text = message.get_payload(decode=True)
     assert isinstance(text, bytes)
-    assert (body["email_sent"], message["To"], message["From"], message["Subject"],
-            body["url"] in text.decode()) == (
-        True, "ada@example.com", "ferryman@example.test", "You are invited to acme on Ferryman", True)
+    assert (
+        body["email_sent"],
+        message["To"],
+        message["From"],
+        message["Subject"],
+        body["url"] in text.decode(),
+    ) == (True, "ada@example.com", "ferryman@example.test", "You are invited to acme on Ferryman", True)
 
 
 async def test_link_invitation_admits_up_to_max_uses_then_is_gone(harness: Harness) -> None:
     org, owner = await harness.org("acme")
-    invite = (await harness.call("POST", f"/v1/orgs/{org.id}/invitations", owner,
-                                 {"role": "viewer", "max_uses": 2})).json()
+    invite = (
+        await harness.call("POST", f"/v1/orgs/{org.id}/invitations", owner, {"role": "viewer", "max_uses": 2})
+    ).json()
     _, first = await harness.org("first")
     _, second = await harness.org("second")
     _, third = await harness.org("third")
 
-    statuses = [(await harness.call("POST", "/v1/invitations/accept", seat, {"token": invite["token"]})).status_code
-                for seat in (first, second, third)]
+    statuses = [
+        (await harness.call("POST", "/v1/invitations/accept", seat, {"token": invite["token"]})).status_code
+        for seat in (first, second, third)
+    ]
     members = await harness.call("GET", f"/v1/orgs/{org.id}/members", owner)
 
-    assert (statuses, [m["role"] for m in members.json()["data"]]) == ([200, 200, 410],
-                                                                      ["owner", "viewer", "viewer"])
+    assert (statuses, [m["role"] for m in members.json()["data"]]) == (
+        [200, 200, 410],
+        ["owner", "viewer", "viewer"],
+    )
 
 
 async def test_invitation_expires_after_seven_days_with_410(harness: Harness) -> None:
@@ -85,8 +96,15 @@ async def test_invitation_expires_after_seven_days_with_410(harness: Harness) ->
 
     late = await harness.call("POST", "/v1/invitations/accept", joiner, {"token": invite["token"]})
 
-    assert (late.status_code, late.json()) == (410, {"error": {
-        "code": "gone", "message": "this invitation expired (they last 7 days); ask for a new one"}})
+    assert (late.status_code, late.json()) == (
+        410,
+        {
+            "error": {
+                "code": "gone",
+                "message": "this invitation expired (they last 7 days); ask for a new one",
+            }
+        },
+    )
 
 
 async def test_revoked_invitation_is_gone(harness: Harness) -> None:
@@ -126,5 +144,7 @@ async def test_invitation_creation_is_audited(harness: Harness) -> None:
 
     (event,) = [e for e in audit.json()["data"] if e["action"] == "invitation.created"]
     assert {k: event[k] for k in ("actor_user_id", "target", "details")} == {
-        "actor_user_id": owner.user_id, "target": invite["id"],
-        "details": {"by_email": "false", "max_uses": "1", "role": "member"}}
+        "actor_user_id": owner.user_id,
+        "target": invite["id"],
+        "details": {"by_email": "false", "max_uses": "1", "role": "member"},
+    }

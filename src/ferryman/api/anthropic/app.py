@@ -11,6 +11,11 @@ from ferryman.api.surface_app import create_surface_app
 
 
 def create_anthropic_app(*, signer: UrlSigner, max_body_bytes: int) -> FastAPI:
-    return create_surface_app(title="Ferryman Anthropic-compatible API", routers=[router.router],
-                              render_error=render.render_error, authenticate=authenticating(anthropic_token),
-                              signer=signer, max_body_bytes=max_body_bytes)
+    return create_surface_app(
+        title="Ferryman Anthropic-compatible API",
+        routers=[router.router],
+        render_error=render.render_error,
+        authenticate=authenticating(anthropic_token),
+        signer=signer,
+        max_body_bytes=max_body_bytes,
+    )

@@ -23,14 +23,19 @@ async def messages(request: Request, body: MessagesRequest, principal: JobsWrite
     if body.stream:
         job, _ = await jobs.submit(spec)  # acknowledged: the stream follows a job that is committed
         events = await jobs.follow(principal.org_id, job.id)
-        return StreamingResponse(render.message_stream(jobs, job, events), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            render.message_stream(jobs, job, events),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
     job = await run_to_end(jobs, spec, wait_seconds=request.state.container.settings.max_wait_seconds)
     return JSONResponse(render.message(job))
 
 
 @router.post("/messages/count_tokens")
-async def count_tokens(request: Request, body: CountTokensRequest, principal: JobsWriter, jobs: Jobs) -> Response:
+async def count_tokens(
+    request: Request, body: CountTokensRequest, principal: JobsWriter, jobs: Jobs
+) -> Response:
     """Counted by the model's own tokenizer: a one-token generation whose prompt count is the answer."""
     spec = spec_for(principal, task=Task.CHAT, model=body.model, payload=body.as_messages_request().payload())
     job = await run_to_end(jobs, spec, wait_seconds=request.state.container.settings.max_wait_seconds)
@@ -44,8 +49,14 @@ def _model_view(name: str) -> dict[str, Any]:
 @router.get("/models")
 async def list_models(principal: JobsReader, container: AppContainer) -> JSONResponse:
     names = [info.name for info in container.nodes[principal.region].models()]
-    return JSONResponse({"data": [_model_view(n) for n in names], "has_more": False,
-                         "first_id": names[0] if names else None, "last_id": names[-1] if names else None})
+    return JSONResponse(
+        {
+            "data": [_model_view(n) for n in names],
+            "has_more": False,
+            "first_id": names[0] if names else None,
+            "last_id": names[-1] if names else None,
+        }
+    )
 
 
 @router.get("/models/{model:path}")

@@ -21,12 +21,16 @@ def _part(block: dict[str, Any]) -> dict[str, Any]:
         return {"type": "text", "text": block["text"]}
     source = block.get("source")
     if kind == "image" and isinstance(source, dict) and source.get("type") == "base64":
-        return {"type": "image_url",
-                "image_url": {"url": f"data:{source.get('media_type')};base64,{source.get('data', '')}"}}
+        return {
+            "type": "image_url",
+            "image_url": {"url": f"data:{source.get('media_type')};base64,{source.get('data', '')}"},
+        }
     if kind == "image" and isinstance(source, dict) and source.get("type") == "url":
         return {"type": "image_url", "image_url": {"url": str(source.get("url", ""))}}
-    raise InvalidRequest(f"content block type {kind!r} is not supported here; send text or image blocks",
-                         details={"code": "unsupported_content"})
+    raise InvalidRequest(
+        f"content block type {kind!r} is not supported here; send text or image blocks",
+        details={"code": "unsupported_content"},
+    )
 
 
 def _content(content: str | list[dict[str, Any]]) -> str | list[dict[str, Any]]:
@@ -55,15 +59,24 @@ class MessagesRequest(BaseModel):
 
     def payload(self) -> dict[str, Any]:
         if self.tools:
-            raise InvalidRequest("tools: tool use is not supported on the Anthropic surface yet; use the "
-                                 "OpenAI surface's tools", details={"code": "unsupported"})
+            raise InvalidRequest(
+                "tools: tool use is not supported on the Anthropic surface yet; use the "
+                "OpenAI surface's tools",
+                details={"code": "unsupported"},
+            )
         messages: list[dict[str, Any]] = []
         if self.system:
             messages.append({"role": "system", "content": _content(self.system)})
         messages += [{"role": m.role, "content": _content(m.content)} for m in self.messages]
-        values = {"messages": messages, "max_tokens": self.max_tokens, "stop": self.stop_sequences,
-                  "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
-                  "stream": True if self.stream else None}
+        values = {
+            "messages": messages,
+            "max_tokens": self.max_tokens,
+            "stop": self.stop_sequences,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "stream": True if self.stream else None,
+        }
         return {k: v for k, v in values.items() if v is not None}
 
 

@@ -11,6 +11,11 @@ from ferryman.api.surface_app import create_surface_app
 
 
 def create_fal_app(*, signer: UrlSigner, max_body_bytes: int) -> FastAPI:
-    return create_surface_app(title="Ferryman fal-compatible queue API", routers=[router.router],
-                              render_error=render.render_error, authenticate=authenticating(fal_token),
-                              signer=signer, max_body_bytes=max_body_bytes)
+    return create_surface_app(
+        title="Ferryman fal-compatible queue API",
+        routers=[router.router],
+        render_error=render.render_error,
+        authenticate=authenticating(fal_token),
+        signer=signer,
+        max_body_bytes=max_body_bytes,
+    )

@@ -21,8 +21,12 @@ def queue_urls(origin: str, model: str, job_id: str) -> dict[str, str]:
 
 def accepted(origin: str, job: Job, queue: QueueInfo | None = None) -> dict[str, Any]:
     """The answer to a submission: where to poll, fetch and cancel it."""
-    return {"request_id": job.id, "status": "IN_QUEUE", **queue_urls(origin, job.model, job.id),
-            "queue_position": queue.position if queue else 0}
+    return {
+        "request_id": job.id,
+        "status": "IN_QUEUE",
+        **queue_urls(origin, job.model, job.id),
+        "queue_position": queue.position if queue else 0,
+    }
 
 
 def render_error(error: errors.FerrymanError) -> JSONResponse:
@@ -30,8 +34,9 @@ def render_error(error: errors.FerrymanError) -> JSONResponse:
     if isinstance(error, errors.BacklogFull | errors.RateLimited):
         headers["Retry-After"] = str((error.details or {}).get("retry_after_seconds", 1))
     code = str((error.details or {}).get("code") or error.code)
-    return JSONResponse({"detail": error.message, "error_type": code}, status_code=status_of(error),
-                        headers=headers)
+    return JSONResponse(
+        {"detail": error.message, "error_type": code}, status_code=status_of(error), headers=headers
+    )
 
 
 def _metrics(job: Job) -> dict[str, Any]:
@@ -41,15 +46,40 @@ def _metrics(job: Job) -> dict[str, Any]:
 
 def status_view(origin: str, job: Job, queue: QueueInfo | None, *, with_logs: bool) -> dict[str, Any]:
     urls = queue_urls(origin, job.model, job.id)
-    logs = [{"message": f"job {job.state.value}", "level": "INFO", "source": "ferryman",
-             "timestamp": job.started_at or job.created_at}] if with_logs else None
+    logs = (
+        [
+            {
+                "message": f"job {job.state.value}",
+                "level": "INFO",
+                "source": "ferryman",
+                "timestamp": job.started_at or job.created_at,
+            }
+        ]
+        if with_logs
+        else None
+    )
     if job.state is JobState.QUEUED:
-        return {"status": "IN_QUEUE", "request_id": job.id, "queue_position": queue.position if queue else 0,
-                "response_url": urls["response_url"], "logs": logs}
+        return {
+            "status": "IN_QUEUE",
+            "request_id": job.id,
+            "queue_position": queue.position if queue else 0,
+            "response_url": urls["response_url"],
+            "logs": logs,
+        }
     if not job.state.is_terminal:
-        return {"status": "IN_PROGRESS", "request_id": job.id, "response_url": urls["response_url"], "logs": logs}
-    view: dict[str, Any] = {"status": "COMPLETED", "request_id": job.id, "response_url": urls["response_url"],
-                            "logs": logs, "metrics": _metrics(job)}
+        return {
+            "status": "IN_PROGRESS",
+            "request_id": job.id,
+            "response_url": urls["response_url"],
+            "logs": logs,
+        }
+    view: dict[str, Any] = {
+        "status": "COMPLETED",
+        "request_id": job.id,
+        "response_url": urls["response_url"],
+        "logs": logs,
+        "metrics": _metrics(job),
+    }
     if job.state is not JobState.SUCCEEDED and job.error is not None:
         view["error"], view["error_type"] = job.error.message, job.error.code
     return view
@@ -63,13 +93,23 @@ def result_view(job: Job, *, signer: UrlSigner, origin: str) -> dict[str, Any]:
         images = [{k: v for k, v in image.items() if k != "blob"} for image in result.get("images", [])]
         if job.task is Task.VIDEO:
             video = result.get("video") or (images[0] if images else {})
-            return {"video": {k: v for k, v in video.items() if k != "blob"}, "seed": result.get("seed"),
-                    "timings": timings}
-        return {"images": images, "seed": result.get("seed"), "timings": timings,
-                "has_nsfw_concepts": [False] * len(images)}
+            return {
+                "video": {k: v for k, v in video.items() if k != "blob"},
+                "seed": result.get("seed"),
+                "timings": timings,
+            }
+        return {
+            "images": images,
+            "seed": result.get("seed"),
+            "timings": timings,
+            "has_nsfw_concepts": [False] * len(images),
+        }
     if job.task is Task.SPEECH:
         audio = result.get("audio", {})
-        return {"audio": {"url": audio.get("url"), "content_type": audio.get("content_type")}, "timings": timings}
+        return {
+            "audio": {"url": audio.get("url"), "content_type": audio.get("content_type")},
+            "timings": timings,
+        }
     if job.task is Task.TRANSCRIPTION:
         return {"text": result.get("text", ""), "chunks": result.get("segments", []), "timings": timings}
     if job.task in (Task.CHAT, Task.COMPLETION):

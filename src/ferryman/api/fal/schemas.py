@@ -12,12 +12,25 @@ from ferryman.api.parsing import parse_body
 from ferryman.errors import InvalidRequest
 from ferryman.types import Task
 
-IMAGE_SIZES = {"square_hd": (1024, 1024), "square": (512, 512), "portrait_4_3": (768, 1024),
-               "portrait_16_9": (576, 1024), "landscape_4_3": (1024, 768), "landscape_16_9": (1024, 576)}
+IMAGE_SIZES = {
+    "square_hd": (1024, 1024),
+    "square": (512, 512),
+    "portrait_4_3": (768, 1024),
+    "portrait_16_9": (576, 1024),
+    "landscape_4_3": (1024, 768),
+    "landscape_16_9": (1024, 576),
+}
 
 # a model serving several tasks is addressed by fal for its media task first
-TASK_PREFERENCE = (Task.IMAGE, Task.VIDEO, Task.SPEECH, Task.TRANSCRIPTION, Task.CHAT, Task.COMPLETION,
-                   Task.EMBEDDINGS)
+TASK_PREFERENCE = (
+    Task.IMAGE,
+    Task.VIDEO,
+    Task.SPEECH,
+    Task.TRANSCRIPTION,
+    Task.CHAT,
+    Task.COMPLETION,
+    Task.EMBEDDINGS,
+)
 
 
 class ImageSize(BaseModel):
@@ -31,8 +44,10 @@ class MediaInput(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     prompt: str = Field(min_length=1, max_length=32_000)
-    image_size: Literal["square_hd", "square", "portrait_4_3", "portrait_16_9", "landscape_4_3",
-                        "landscape_16_9"] | ImageSize = "landscape_4_3"
+    image_size: (
+        Literal["square_hd", "square", "portrait_4_3", "portrait_16_9", "landscape_4_3", "landscape_16_9"]
+        | ImageSize
+    ) = "landscape_4_3"
     num_images: int = Field(1, ge=1, le=8)
     num_inference_steps: int | None = Field(None, ge=1, le=500)
     guidance_scale: float | None = Field(None, ge=0, le=50)
@@ -45,9 +60,17 @@ class MediaInput(BaseModel):
             width, height = self.image_size.width, self.image_size.height
         else:
             width, height = IMAGE_SIZES[self.image_size]
-        values = {"prompt": self.prompt, "width": width, "height": height, "num_images": self.num_images,
-                  "steps": self.num_inference_steps, "guidance_scale": self.guidance_scale, "seed": self.seed,
-                  "negative_prompt": self.negative_prompt, "duration": self.duration}
+        values = {
+            "prompt": self.prompt,
+            "width": width,
+            "height": height,
+            "num_images": self.num_images,
+            "steps": self.num_inference_steps,
+            "guidance_scale": self.guidance_scale,
+            "seed": self.seed,
+            "negative_prompt": self.negative_prompt,
+            "duration": self.duration,
+        }
         return {**(self.model_extra or {}), **{k: v for k, v in values.items() if v is not None}}
 
 
@@ -73,14 +96,22 @@ class TranscriptionInput(BaseModel):
         """Only `data:` URIs (what fal_client.encode_file makes): Ferryman fetches nothing on a caller's behalf."""
         header, sep, data = self.audio_url.partition(",")
         if not (header.startswith("data:") and header.endswith(";base64") and sep):
-            raise InvalidRequest("audio_url: send the audio inline as a base64 data: URI (fal_client.encode_file); "
-                                 "remote URLs are not fetched", details={"code": "unsupported_audio_url"})
+            raise InvalidRequest(
+                "audio_url: send the audio inline as a base64 data: URI (fal_client.encode_file); "
+                "remote URLs are not fetched",
+                details={"code": "unsupported_audio_url"},
+            )
         try:
             base64.b64decode(data, validate=True)
         except binascii.Error:
             raise InvalidRequest("audio_url: the data: URI is not valid base64") from None
         content_type = header.removeprefix("data:").removesuffix(";base64") or "application/octet-stream"
-        values = {"audio_b64": data, "filename": "audio", "content_type": content_type, "language": self.language}
+        values = {
+            "audio_b64": data,
+            "filename": "audio",
+            "content_type": content_type,
+            "language": self.language,
+        }
         return {k: v for k, v in values.items() if v is not None}
 
 
@@ -93,8 +124,11 @@ class TextInput(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2)
 
     def payload(self, task: Task) -> dict[str, Any]:
-        sampling = {k: v for k, v in {"max_tokens": self.max_tokens, "temperature": self.temperature}.items()
-                    if v is not None}
+        sampling = {
+            k: v
+            for k, v in {"max_tokens": self.max_tokens, "temperature": self.temperature}.items()
+            if v is not None
+        }
         if task is Task.COMPLETION:
             return {"prompt": self.prompt, **sampling}
         if task is Task.EMBEDDINGS:

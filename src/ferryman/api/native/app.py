@@ -33,10 +33,16 @@ async def _on_ferryman_error(_: Request, exc: Exception) -> Response:
 
 async def _on_validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    problems = [{"loc": [str(p) for p in e["loc"]], "message": e["msg"], "type": e["type"]} for e in exc.errors()]
+    problems = [
+        {"loc": [str(p) for p in e["loc"]], "message": e["msg"], "type": e["type"]} for e in exc.errors()
+    ]
     first = problems[0] if problems else {"loc": [], "message": "invalid request"}
-    return JSONResponse(native_body("validation_error", f"{'.'.join(first['loc'])}: {first['message']}",
-                                    {"errors": problems}), status_code=400)
+    return JSONResponse(
+        native_body(
+            "validation_error", f"{'.'.join(first['loc'])}: {first['message']}", {"errors": problems}
+        ),
+        status_code=400,
+    )
 
 
 async def _on_http_error(_: Request, exc: Exception) -> Response:
@@ -50,14 +56,26 @@ async def _on_unexpected(_: Request, exc: Exception) -> Response:
 
 
 def create_native_app(*, max_body_bytes: int) -> FastAPI:
-    app = FastAPI(title="Ferryman native API", version="1", docs_url=None, redoc_url=None,
-                  dependencies=[Depends(authenticate)])
+    app = FastAPI(
+        title="Ferryman native API",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(authenticate)],
+    )
     app.include_router(jobs.router)
     app.include_router(models.router)
     app.include_router(org.router)
     app.include_router(fleet.router)
-    for router in (me.router, orgs.router, members.router, invitations.router, tokens.router, sessions.router,
-                   audit.router):
+    for router in (
+        me.router,
+        orgs.router,
+        members.router,
+        invitations.router,
+        tokens.router,
+        sessions.router,
+        audit.router,
+    ):
         app.include_router(router)
     app.add_exception_handler(FerrymanError, _on_ferryman_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
@@ -65,6 +83,3 @@ def create_native_app(*, max_body_bytes: int) -> FastAPI:
     app.add_exception_handler(Exception, _on_unexpected)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, render=render_native_error)
     return app
-
-
-

@@ -14,9 +14,17 @@ router = APIRouter()
 
 
 @router.get("/audit")
-async def list_audit(principal: OrgAdmin, accounts: AccountServices,
-                     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-                     before: Annotated[str | None, Query(max_length=40)] = None) -> JSONResponse:
+async def list_audit(
+    principal: OrgAdmin,
+    accounts: AccountServices,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    before: Annotated[str | None, Query(max_length=40)] = None,
+) -> JSONResponse:
     events = await accounts.audit.find_page(principal.org_id, before=before, limit=limit)
-    return JSONResponse({"object": "list", "data": [audit_view(e) for e in events],
-                         "next_before": events[-1].id if len(events) == limit else None})
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [audit_view(e) for e in events],
+            "next_before": events[-1].id if len(events) == limit else None,
+        }
+    )

@@ -21,7 +21,9 @@ router = APIRouter()
 
 async def require_platform_admin(principal: OrgAdmin, container: AppContainer) -> Principal:
     if not await container.identity.is_platform_admin(principal.user_id):
-        raise Forbidden("the fleet is visible to platform admins only (the operator account of this Ferryman)")
+        raise Forbidden(
+            "the fleet is visible to platform admins only (the operator account of this Ferryman)"
+        )
     return principal
 
 
@@ -32,12 +34,18 @@ PlatformAdmin = Annotated[Principal, Depends(require_platform_admin)]
 async def get_fleet(
     _: PlatformAdmin,
     container: AppContainer,
-    decisions: Annotated[int, Query(ge=0, le=1000, description="Recent decisions per fleet, newest first.")] = 20,
+    decisions: Annotated[
+        int, Query(ge=0, le=1000, description="Recent decisions per fleet, newest first.")
+    ] = 20,
 ) -> JSONResponse:
     autoscaler = container.autoscaler
     fleets = autoscaler.status() if autoscaler is not None else []
     return JSONResponse(
-        {"object": "fleet", "autoscaling": autoscaler is not None, "data": [_fleet(f, decisions) for f in fleets]}
+        {
+            "object": "fleet",
+            "autoscaling": autoscaler is not None,
+            "data": [_fleet(f, decisions) for f in fleets],
+        }
     )
 
 

@@ -89,34 +89,73 @@ def membership_view(membership: Membership) -> dict[str, Any]:
 
 
 def member_view(member: Member) -> dict[str, Any]:
-    return {"object": "member", "user_id": member.user_id, "name": member.name, "email": member.email,
-            "role": member.role.value, "joined_at": member.joined_at}
+    return {
+        "object": "member",
+        "user_id": member.user_id,
+        "name": member.name,
+        "email": member.email,
+        "role": member.role.value,
+        "joined_at": member.joined_at,
+    }
 
 
 def token_view(token: TokenInfo) -> dict[str, Any]:
-    return {"id": token.id, "object": "token", "org_id": token.org_id, "user_id": token.user_id,
-            "name": token.name, "last4": token.last4, "scopes": sorted(token.scopes),
-            "created_at": token.created_at, "expires_at": token.expires_at, "revoked_at": token.revoked_at,
-            "last_used_at": token.last_used_at, "last_used_ip": token.last_used_ip}
+    return {
+        "id": token.id,
+        "object": "token",
+        "org_id": token.org_id,
+        "user_id": token.user_id,
+        "name": token.name,
+        "last4": token.last4,
+        "scopes": sorted(token.scopes),
+        "created_at": token.created_at,
+        "expires_at": token.expires_at,
+        "revoked_at": token.revoked_at,
+        "last_used_at": token.last_used_at,
+        "last_used_ip": token.last_used_ip,
+    }
 
 
 def session_view(session: BrowserSession) -> dict[str, Any]:
-    return {"id": session.id, "object": "session", "created_at": session.created_at,
-            "last_seen_at": session.last_seen_at, "expires_at": session.expires_at, "ip": session.ip,
-            "user_agent": session.user_agent}
+    return {
+        "id": session.id,
+        "object": "session",
+        "created_at": session.created_at,
+        "last_seen_at": session.last_seen_at,
+        "expires_at": session.expires_at,
+        "ip": session.ip,
+        "user_agent": session.user_agent,
+    }
 
 
 def invitation_view(invitation: Invitation) -> dict[str, Any]:
-    return {"id": invitation.id, "object": "invitation", "org_id": invitation.org_id, "email": invitation.email,
-            "role": invitation.role.value, "max_uses": invitation.max_uses, "uses": invitation.uses,
-            "created_by": invitation.created_by, "created_at": invitation.created_at,
-            "expires_at": invitation.expires_at, "revoked_at": invitation.revoked_at}
+    return {
+        "id": invitation.id,
+        "object": "invitation",
+        "org_id": invitation.org_id,
+        "email": invitation.email,
+        "role": invitation.role.value,
+        "max_uses": invitation.max_uses,
+        "uses": invitation.uses,
+        "created_by": invitation.created_by,
+        "created_at": invitation.created_at,
+        "expires_at": invitation.expires_at,
+        "revoked_at": invitation.revoked_at,
+    }
 
 
 def audit_view(event: AuditEvent) -> dict[str, Any]:
-    return {"id": event.id, "object": "audit_event", "org_id": event.org_id, "actor_user_id": event.actor_user_id,
-            "action": event.action.value, "target": event.target, "details": event.details, "ip": event.ip,
-            "created_at": event.created_at}
+    return {
+        "id": event.id,
+        "object": "audit_event",
+        "org_id": event.org_id,
+        "actor_user_id": event.actor_user_id,
+        "action": event.action.value,
+        "target": event.target,
+        "details": event.details,
+        "ip": event.ip,
+        "created_at": event.created_at,
+    }
 
 
 def page(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -17,7 +17,8 @@ async def list_members(org_id: str, principal: OrgAdmin, accounts: AccountServic
 
 
 @router.patch("/orgs/{org_id}/members/{user_id}")
-async def set_role(org_id: str, user_id: str, body: RoleUpdate, principal: OrgAdmin, accounts: AccountServices,
-                   ip: ClientIp) -> JSONResponse:
+async def set_role(
+    org_id: str, user_id: str, body: RoleUpdate, principal: OrgAdmin, accounts: AccountServices, ip: ClientIp
+) -> JSONResponse:
     member = await accounts.orgs.set_role(principal, org_id, user_id, body.role, ip=ip)
     return JSONResponse(member_view(member))

@@ -17,11 +17,15 @@ async def list_sessions(principal: CurrentPrincipal, accounts: AccountServices) 
 
 
 @router.delete("/sessions/{session_id}")
-async def revoke_session(session_id: str, principal: CurrentPrincipal, accounts: AccountServices) -> JSONResponse:
+async def revoke_session(
+    session_id: str, principal: CurrentPrincipal, accounts: AccountServices
+) -> JSONResponse:
     await accounts.sessions.revoke(principal.user_id, session_id)
     return JSONResponse({"id": session_id, "object": "session", "revoked": True})
 
 
 @router.post("/sessions/revoke-all")
 async def revoke_all_sessions(principal: CurrentPrincipal, accounts: AccountServices) -> JSONResponse:
-    return JSONResponse({"object": "sessions_revoked", "count": await accounts.sessions.revoke_all(principal.user_id)})
+    return JSONResponse(
+        {"object": "sessions_revoked", "count": await accounts.sessions.revoke_all(principal.user_id)}
+    )

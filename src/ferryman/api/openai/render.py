@@ -15,9 +15,17 @@ from ferryman.api.errors import status_of
 from ferryman.api.outcomes import failure_of
 from ferryman.jobs import Job, JobEvent, JobService, JobState
 
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-               404: "not_found_error", 409: "invalid_request_error", 410: "invalid_request_error",
-               413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error"}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "invalid_request_error",
+    410: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
 
 
 def error_body(status: int, message: str, *, code: str | None, param: str | None = None) -> dict[str, Any]:
@@ -42,12 +50,16 @@ def render_error(error: errors.FerrymanError) -> JSONResponse:
     headers = {}
     if isinstance(error, errors.BacklogFull | errors.RateLimited):
         headers["Retry-After"] = str((error.details or {}).get("retry_after_seconds", 1))
-    return JSONResponse(error_body(status, error.message, code=code, param=param_of(error)), status_code=status,
-                        headers=headers)
+    return JSONResponse(
+        error_body(status, error.message, code=code, param=param_of(error)),
+        status_code=status,
+        headers=headers,
+    )
 
 
-def usage_of(job: Job, keys: tuple[str, ...] = ("prompt_tokens", "completion_tokens", "total_tokens")
-             ) -> dict[str, int]:
+def usage_of(
+    job: Job, keys: tuple[str, ...] = ("prompt_tokens", "completion_tokens", "total_tokens")
+) -> dict[str, int]:
     return {k: int(job.usage.get(k, 0) or 0) for k in keys}
 
 
@@ -56,18 +68,44 @@ def chat_completion(job: Job) -> dict[str, Any]:
     choices = []
     for choice in job.result.get("choices", []):
         message = {"role": "assistant", "content": None, "refusal": None, **choice.get("message", {})}
-        choices.append({"index": choice.get("index", 0), "message": message, "logprobs": None,
-                        "finish_reason": choice.get("finish_reason", "stop")})
-    return {"id": job.id, "object": "chat.completion", "created": int(job.created_at), "model": job.model,
-            "choices": choices, "usage": usage_of(job), "system_fingerprint": None}
+        choices.append(
+            {
+                "index": choice.get("index", 0),
+                "message": message,
+                "logprobs": None,
+                "finish_reason": choice.get("finish_reason", "stop"),
+            }
+        )
+    return {
+        "id": job.id,
+        "object": "chat.completion",
+        "created": int(job.created_at),
+        "model": job.model,
+        "choices": choices,
+        "usage": usage_of(job),
+        "system_fingerprint": None,
+    }
 
 
 def completion(job: Job) -> dict[str, Any]:
     assert job.result is not None
-    choices = [{"index": c.get("index", 0), "text": c.get("text", ""), "logprobs": None,
-                "finish_reason": c.get("finish_reason", "stop")} for c in job.result.get("choices", [])]
-    return {"id": job.id, "object": "text_completion", "created": int(job.created_at), "model": job.model,
-            "choices": choices, "usage": usage_of(job)}
+    choices = [
+        {
+            "index": c.get("index", 0),
+            "text": c.get("text", ""),
+            "logprobs": None,
+            "finish_reason": c.get("finish_reason", "stop"),
+        }
+        for c in job.result.get("choices", [])
+    ]
+    return {
+        "id": job.id,
+        "object": "text_completion",
+        "created": int(job.created_at),
+        "model": job.model,
+        "choices": choices,
+        "usage": usage_of(job),
+    }
 
 
 def embeddings(job: Job, *, encoding_format: str) -> dict[str, Any]:
@@ -78,8 +116,12 @@ def embeddings(job: Job, *, encoding_format: str) -> dict[str, Any]:
         if encoding_format == "base64":
             vector = base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
         data.append({"object": "embedding", "index": item["index"], "embedding": vector})
-    return {"object": "list", "data": data, "model": job.model,
-            "usage": usage_of(job, ("prompt_tokens", "total_tokens"))}
+    return {
+        "object": "list",
+        "data": data,
+        "model": job.model,
+        "usage": usage_of(job, ("prompt_tokens", "total_tokens")),
+    }
 
 
 def _sse(data: dict[str, Any]) -> bytes:
@@ -92,14 +134,30 @@ def _stream_error(error: errors.FerrymanError) -> bytes:
     return _sse(error_body(status, error.message, code=code))
 
 
-async def text_stream(jobs: JobService, job: Job, events: AsyncIterator[JobEvent], *, chat: bool,
-                      include_usage: bool) -> AsyncIterator[bytes]:
+async def text_stream(
+    jobs: JobService, job: Job, events: AsyncIterator[JobEvent], *, chat: bool, include_usage: bool
+) -> AsyncIterator[bytes]:
     """chat.completion.chunk (or text_completion) SSE; a job that fails mid-way ends with an error event."""
-    base = {"id": job.id, "object": "chat.completion.chunk" if chat else "text_completion",
-            "created": int(job.created_at), "model": job.model}
+    base = {
+        "id": job.id,
+        "object": "chat.completion.chunk" if chat else "text_completion",
+        "created": int(job.created_at),
+        "model": job.model,
+    }
     if chat:
-        yield _sse({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                         "logprobs": None, "finish_reason": None}]})
+        yield _sse(
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": ""},
+                        "logprobs": None,
+                        "finish_reason": None,
+                    }
+                ],
+            }
+        )
     async for event in events:
         if event.kind == "chunk":
             yield _sse({**base, "choices": [_delta_choice(event.data, chat=chat)]})
@@ -110,8 +168,11 @@ async def text_stream(jobs: JobService, job: Job, events: AsyncIterator[JobEvent
                 return
             assert final.result is not None
             for choice in final.result.get("choices", []):
-                end = {"index": choice.get("index", 0), "logprobs": None,
-                       "finish_reason": choice.get("finish_reason", "stop")}
+                end = {
+                    "index": choice.get("index", 0),
+                    "logprobs": None,
+                    "finish_reason": choice.get("finish_reason", "stop"),
+                }
                 yield _sse({**base, "choices": [{**end, "delta": {}} if chat else {**end, "text": ""}]})
             if include_usage:
                 yield _sse({**base, "choices": [], "usage": usage_of(final)})

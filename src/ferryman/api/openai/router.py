@@ -31,23 +31,33 @@ router = APIRouter()
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-async def _run(request: Request, jobs: JobService, principal: Principal, task: Task, model: str,
-               payload: dict[str, Any]) -> Job:
+async def _run(
+    request: Request, jobs: JobService, principal: Principal, task: Task, model: str, payload: dict[str, Any]
+) -> Job:
     wait_seconds = request.state.container.settings.max_wait_seconds
-    return await run_to_end(jobs, spec_for(principal, task=task, model=model, payload=payload),
-                            wait_seconds=wait_seconds)
+    return await run_to_end(
+        jobs, spec_for(principal, task=task, model=model, payload=payload), wait_seconds=wait_seconds
+    )
 
 
-async def _accept(request: Request, jobs: JobService, principal: Principal, task: Task, model: str,
-                  payload: dict[str, Any]) -> JSONResponse:
+async def _accept(
+    request: Request, jobs: JobService, principal: Principal, task: Task, model: str, payload: dict[str, Any]
+) -> JSONResponse:
     """`"async": true`: 202 with a request id pollable through the fal-style queue endpoints."""
-    job, _ = await jobs.submit(spec_for(principal, task=task, model=model, payload=payload,
-                                        priority=Priority.ASYNC))
+    job, _ = await jobs.submit(
+        spec_for(principal, task=task, model=model, payload=payload, priority=Priority.ASYNC)
+    )
     return JSONResponse(accepted(origin_of(request), job), status_code=202)
 
 
-async def _text(request: Request, body: ChatCompletionRequest | CompletionRequest, principal: Principal,
-                jobs: JobService, *, chat: bool) -> Response:
+async def _text(
+    request: Request,
+    body: ChatCompletionRequest | CompletionRequest,
+    principal: Principal,
+    jobs: JobService,
+    *,
+    chat: bool,
+) -> Response:
     task = Task.CHAT if chat else Task.COMPLETION
     payload = body.payload()
     if body.run_async:
@@ -55,25 +65,33 @@ async def _text(request: Request, body: ChatCompletionRequest | CompletionReques
     if body.stream:
         job, _ = await jobs.submit(spec_for(principal, task=task, model=body.model, payload=payload))
         events = await jobs.follow(principal.org_id, job.id)
-        return StreamingResponse(render.text_stream(jobs, job, events, chat=chat, include_usage=body.include_usage),
-                                 media_type="text/event-stream", headers=STREAM_HEADERS)
+        return StreamingResponse(
+            render.text_stream(jobs, job, events, chat=chat, include_usage=body.include_usage),
+            media_type="text/event-stream",
+            headers=STREAM_HEADERS,
+        )
     job = await _run(request, jobs, principal, task, body.model, payload)
     return JSONResponse(render.chat_completion(job) if chat else render.completion(job))
 
 
 @router.post("/chat/completions")
-async def chat_completions(request: Request, body: ChatCompletionRequest, principal: JobsWriter,
-                           jobs: Jobs) -> Response:
+async def chat_completions(
+    request: Request, body: ChatCompletionRequest, principal: JobsWriter, jobs: Jobs
+) -> Response:
     return await _text(request, body, principal, jobs, chat=True)
 
 
 @router.post("/completions")
-async def completions(request: Request, body: CompletionRequest, principal: JobsWriter, jobs: Jobs) -> Response:
+async def completions(
+    request: Request, body: CompletionRequest, principal: JobsWriter, jobs: Jobs
+) -> Response:
     return await _text(request, body, principal, jobs, chat=False)
 
 
 @router.post("/embeddings")
-async def embeddings(request: Request, body: EmbeddingsRequest, principal: JobsWriter, jobs: Jobs) -> Response:
+async def embeddings(
+    request: Request, body: EmbeddingsRequest, principal: JobsWriter, jobs: Jobs
+) -> Response:
     if body.run_async:
         return await _accept(request, jobs, principal, Task.EMBEDDINGS, body.model, body.payload())
     job = await _run(request, jobs, principal, Task.EMBEDDINGS, body.model, body.payload())
@@ -110,26 +128,44 @@ async def speech(request: Request, body: SpeechRequest, principal: JobsWriter, j
 
 @router.post("/audio/transcriptions")
 async def transcriptions(
-    request: Request, principal: JobsWriter, jobs: Jobs,
-    file: Annotated[UploadFile, File()], model: Annotated[str, Form(min_length=1, max_length=200)],
+    request: Request,
+    principal: JobsWriter,
+    jobs: Jobs,
+    file: Annotated[UploadFile, File()],
+    model: Annotated[str, Form(min_length=1, max_length=200)],
     language: Annotated[str | None, Form(max_length=20)] = None,
     prompt: Annotated[str | None, Form(max_length=4000)] = None,
     response_format: Annotated[TranscriptionFormat, Form()] = "json",
     temperature: Annotated[float | None, Form(ge=0, le=1)] = None,
 ) -> Response:
     audio = await file.read()
-    payload = {k: v for k, v in {
-        "audio_b64": base64.b64encode(audio).decode(), "filename": file.filename or "audio",
-        "content_type": file.content_type or "application/octet-stream", "language": language, "prompt": prompt,
-        "response_format": response_format, "temperature": temperature}.items() if v is not None}
+    payload = {
+        k: v
+        for k, v in {
+            "audio_b64": base64.b64encode(audio).decode(),
+            "filename": file.filename or "audio",
+            "content_type": file.content_type or "application/octet-stream",
+            "language": language,
+            "prompt": prompt,
+            "response_format": response_format,
+            "temperature": temperature,
+        }.items()
+        if v is not None
+    }
     job = await _run(request, jobs, principal, Task.TRANSCRIPTION, model, payload)
     result = job.result or {}
     if response_format in ("text", "srt", "vtt"):
         return PlainTextResponse(str(result.get("text", "")))
     if response_format == "verbose_json":
-        return JSONResponse({"task": "transcribe", "language": result.get("language"),
-                             "duration": result.get("duration"), "text": result.get("text", ""),
-                             "segments": result.get("segments", [])})
+        return JSONResponse(
+            {
+                "task": "transcribe",
+                "language": result.get("language"),
+                "duration": result.get("duration"),
+                "text": result.get("text", ""),
+                "segments": result.get("segments", []),
+            }
+        )
     return JSONResponse({"text": result.get("text", "")})
 
 
@@ -146,6 +182,7 @@ async def list_models(principal: JobsReader, container: AppContainer) -> JSONRes
 @router.get("/models/{model:path}")
 async def get_model(model: str, principal: JobsReader, container: AppContainer) -> JSONResponse:
     if container.jobs.model_info(principal.region, model) is None:
-        raise NotFound(f"The model '{model}' does not exist", details={"code": "model_not_found",
-                                                                        "param": "model"})
+        raise NotFound(
+            f"The model '{model}' does not exist", details={"code": "model_not_found", "param": "model"}
+        )
     return JSONResponse(_model_view(model))

@@ -55,11 +55,22 @@ class Sampling(BaseModel):
 
     def sampling(self) -> dict[str, Any]:
         stop = [self.stop] if isinstance(self.stop, str) else self.stop
-        return _present({"max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p,
-                         "stop": stop, "seed": self.seed, "n": self.n if self.n != 1 else None,
-                         "presence_penalty": self.presence_penalty, "frequency_penalty": self.frequency_penalty,
-                         "logit_bias": self.logit_bias, "user": self.user,
-                         "stream": True if self.stream else None, **(self.model_extra or {})})
+        return _present(
+            {
+                "max_tokens": self.max_tokens,
+                "temperature": self.temperature,
+                "top_p": self.top_p,
+                "stop": stop,
+                "seed": self.seed,
+                "n": self.n if self.n != 1 else None,
+                "presence_penalty": self.presence_penalty,
+                "frequency_penalty": self.frequency_penalty,
+                "logit_bias": self.logit_bias,
+                "user": self.user,
+                "stream": True if self.stream else None,
+                **(self.model_extra or {}),
+            }
+        )
 
 
 class ChatCompletionRequest(Sampling):
@@ -80,9 +91,18 @@ class ChatCompletionRequest(Sampling):
         sampling = self.sampling()
         if self.max_completion_tokens is not None:
             sampling["max_tokens"] = self.max_completion_tokens
-        return {"messages": messages, **sampling, **_present({
-            "response_format": self.response_format, "tools": self.tools, "tool_choice": self.tool_choice,
-            "parallel_tool_calls": self.parallel_tool_calls})}
+        return {
+            "messages": messages,
+            **sampling,
+            **_present(
+                {
+                    "response_format": self.response_format,
+                    "tools": self.tools,
+                    "tool_choice": self.tool_choice,
+                    "parallel_tool_calls": self.parallel_tool_calls,
+                }
+            ),
+        }
 
 
 class CompletionRequest(Sampling):
@@ -91,8 +111,9 @@ class CompletionRequest(Sampling):
     def payload(self) -> dict[str, Any]:
         if isinstance(self.prompt, list):
             if len(self.prompt) != 1:
-                raise InvalidRequest("prompt: one prompt per request is supported; send a string", details={
-                    "param": "prompt"})
+                raise InvalidRequest(
+                    "prompt: one prompt per request is supported; send a string", details={"param": "prompt"}
+                )
             prompt = self.prompt[0]
         else:
             prompt = self.prompt
@@ -130,8 +151,16 @@ class ImageRequest(BaseModel):
         width, height = (1024, 1024)
         if self.size and self.size != "auto":
             width, height = (int(v) for v in self.size.split("x"))
-        return _present({"prompt": self.prompt, "width": width, "height": height, "num_images": self.n,
-                         "seed": self.seed, "negative_prompt": self.negative_prompt})
+        return _present(
+            {
+                "prompt": self.prompt,
+                "width": width,
+                "height": height,
+                "num_images": self.n,
+                "seed": self.seed,
+                "negative_prompt": self.negative_prompt,
+            }
+        )
 
 
 AudioFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]

@@ -25,12 +25,15 @@ def has_ffmpeg() -> bool:
 
 async def run_tool(argv: list[str], data: bytes, *, timeout_seconds: float, what: str) -> bytes:
     """Feed `data` to a command's stdin and return its stdout; kill it if the job goes away or time runs out."""
-    proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     try:
         out, err = await asyncio.wait_for(proc.communicate(data), timeout_seconds)
     except TimeoutError:
-        raise BackendError("engine_timeout", f"{what} took longer than {timeout_seconds:g}s", retryable=True) from None
+        raise BackendError(
+            "engine_timeout", f"{what} took longer than {timeout_seconds:g}s", retryable=True
+        ) from None
     finally:
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -50,13 +53,30 @@ async def encode(wav: bytes, audio_format: str, *, timeout_seconds: float = 60.0
     if not args:
         return wav, content_type
     if not has_ffmpeg():
-        raise BackendError("unsupported", f"format {audio_format!r} needs ffmpeg on the worker; wav works without")
+        raise BackendError(
+            "unsupported", f"format {audio_format!r} needs ffmpeg on the worker; wav works without"
+        )
     argv = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "wav", "-i", "pipe:0", *args, "pipe:1"]
-    return await run_tool(argv, wav, timeout_seconds=timeout_seconds, what=f"ffmpeg ({audio_format})"), content_type
+    return await run_tool(
+        argv, wav, timeout_seconds=timeout_seconds, what=f"ffmpeg ({audio_format})"
+    ), content_type
 
 
 async def decode_pcm16k(audio: bytes, *, timeout_seconds: float = 60.0) -> bytes:
     """Any audio ffmpeg reads, as 16 kHz mono signed 16-bit PCM (what speech recognisers want)."""
-    argv = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-i", "pipe:0", "-ar", "16000", "-ac", "1",
-            "-f", "s16le", "pipe:1"]
+    argv = [
+        "ffmpeg",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-i",
+        "pipe:0",
+        "-ar",
+        "16000",
+        "-ac",
+        "1",
+        "-f",
+        "s16le",
+        "pipe:1",
+    ]
     return await run_tool(argv, audio, timeout_seconds=timeout_seconds, what="ffmpeg (decode)")

@@ -136,7 +136,8 @@ class EchoBackend:
     def _embeddings(self, payload: dict[str, Any]) -> Output:
         inputs = payload.get("input", "")
         texts = [inputs] if isinstance(inputs, str) else [str(t) for t in inputs]
-        dims = payload.get("dimensions") if isinstance(payload.get("dimensions"), int) else 8
+        requested = payload.get("dimensions")
+        dims = requested if isinstance(requested, int) and 0 < requested <= 4096 else 8
         data = [{"index": i, "embedding": _embedding(t, dims)} for i, t in enumerate(texts)]
         tokens = sum(len(_words(t)) for t in texts)
         return Output({"data": data}, {"prompt_tokens": tokens, "total_tokens": tokens})

@@ -17,9 +17,19 @@ from ferryman.worker.backends.audio_encoding import encode, run_tool
 from ferryman.worker.backends.base import BackendError, BackendSettings, Blob, Chunk, Output, WorkItem
 
 DEFAULT_MODELS = ("espeak-ng",)
-VOICES = {"alloy": "en-us", "ash": "en-us+m3", "ballad": "en-gb+m2", "coral": "en-us+f2", "echo": "en-us+m1",
-          "fable": "en-gb", "onyx": "en-us+m7", "nova": "en-us+f3", "sage": "en-us+f4", "shimmer": "en-us+f5",
-          "verse": "en-us+m2"}
+VOICES = {
+    "alloy": "en-us",
+    "ash": "en-us+m3",
+    "ballad": "en-gb+m2",
+    "coral": "en-us+f2",
+    "echo": "en-us+m1",
+    "fable": "en-gb",
+    "onyx": "en-us+m7",
+    "nova": "en-us+f3",
+    "sage": "en-us+f4",
+    "shimmer": "en-us+f5",
+    "verse": "en-us+m2",
+}
 BASE_WORDS_PER_MINUTE = 175
 MAX_INPUT_CHARS = 4096
 
@@ -29,8 +39,10 @@ class EspeakBackend:
 
     def __init__(self, settings: BackendSettings) -> None:
         if shutil.which("espeak-ng") is None:
-            raise ConfigError("the espeak backend needs espeak-ng on PATH; install it with "
-                              "`apt-get install espeak-ng ffmpeg` (make up does this)")
+            raise ConfigError(
+                "the espeak backend needs espeak-ng on PATH; install it with "
+                "`apt-get install espeak-ng ffmpeg` (make up does this)"
+            )
         self._models = settings.models or DEFAULT_MODELS
         self._timeout_seconds = min(settings.timeout_seconds, 120.0)
 
@@ -50,10 +62,20 @@ class EspeakBackend:
         voice = str(item.payload.get("voice") or "alloy")
         speed = item.payload.get("speed", 1.0)
         words_per_minute = int(BASE_WORDS_PER_MINUTE * (speed if isinstance(speed, int | float) else 1.0))
-        argv = ["espeak-ng", "--stdout", "--stdin", "-v", VOICES.get(voice, voice), "-s", str(words_per_minute)]
+        argv = [
+            "espeak-ng",
+            "--stdout",
+            "--stdin",
+            "-v",
+            VOICES.get(voice, voice),
+            "-s",
+            str(words_per_minute),
+        ]
         wav = await run_tool(argv, text.encode(), timeout_seconds=self._timeout_seconds, what="espeak-ng")
         audio, content_type = await encode(wav, audio_format, timeout_seconds=self._timeout_seconds)
         name = f"speech.{audio_format}"
         yield Blob(name, content_type, audio)
-        yield Output({"audio": {"blob": name, "content_type": content_type, "format": audio_format}},
-                     {"characters": len(text)})
+        yield Output(
+            {"audio": {"blob": name, "content_type": content_type, "format": audio_format}},
+            {"characters": len(text)},
+        )

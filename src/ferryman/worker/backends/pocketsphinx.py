@@ -44,7 +44,9 @@ class PocketSphinxBackend:
             try:
                 from pocketsphinx import Decoder  # an optional dependency, imported when the worker starts
             except ImportError:
-                raise ConfigError("pocketsphinx is not installed; pip install 'ferryman[local-model]'") from None
+                raise ConfigError(
+                    "pocketsphinx is not installed; pip install 'ferryman[local-model]'"
+                ) from None
             self._decoder = Decoder(samprate=SAMPLE_RATE)
         return self._decoder
 
@@ -78,6 +80,12 @@ class PocketSphinxBackend:
         pcm = await decode_pcm16k(audio, timeout_seconds=self._timeout_seconds)
         text = await asyncio.to_thread(self._transcribe, pcm)
         duration = round(len(pcm) / 2 / SAMPLE_RATE, 3)
-        yield Output({"text": text, "language": "en", "duration": duration,
-                      "segments": [{"id": 0, "start": 0.0, "end": duration, "text": text}]},
-                     {"seconds": duration})
+        yield Output(
+            {
+                "text": text,
+                "language": "en",
+                "duration": duration,
+                "segments": [{"id": 0, "start": 0.0, "end": duration, "text": text}],
+            },
+            {"seconds": duration},
+        )
