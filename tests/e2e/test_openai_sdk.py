@@ -248,3 +248,38 @@ def test_error_body_has_openai_shape(shared_server: FerrymanServer) -> None:
             }
         },
     )
+
+
+def test_token_without_the_scope_raises_permission_denied(shared_server: FerrymanServer) -> None:
+    with shared_server.client() as api:
+        created = api.post(
+            "/v1/tokens", json={"name": "reader", "scopes": ["jobs:read"], "expires_in_days": 1}
+        )
+    assert created.status_code == 201
+    with openai.OpenAI(
+        base_url=f"{shared_server.url}/openai/v1", api_key=created.json()["secret"], max_retries=0
+    ) as reader:
+        with pytest.raises(openai.PermissionDeniedError) as raised:
+            reader.chat.completions.create(model="echo-1", messages=HELLO)  # type: ignore[arg-type]
+    assert raised.value.status_code == 403
+    assert raised.value.body == {
+        "message": "this token lacks the 'jobs:write' scope",
+        "type": "permission_error",
+        "param": None,
+        "code": "forbidden",
+    }
+
+
+def test_full_backlog_raises_rate_limit_error(make_server: Any) -> None:
+    server: FerrymanServer = make_server({"FERRYMAN_BACKLOG_CAP": "1"})
+    seeder = server.start_worker()  # registers the model, then leaves: jobs queue up
+    seeder.terminate()
+    seeder.wait(timeout=10)
+    with openai.OpenAI(base_url=f"{server.url}/openai/v1", api_key=server.token, max_retries=0) as sdk:
+        first = sdk.with_options(timeout=1).chat.completions.with_raw_response
+        with pytest.raises(openai.APITimeoutError):
+            first.create(model="echo-1", messages=HELLO)  # type: ignore[arg-type]
+        with pytest.raises(openai.RateLimitError) as raised:
+            sdk.chat.completions.create(model="echo-1", messages=HELLO)  # type: ignore[arg-type]
+    assert raised.value.status_code == 429
+    assert raised.value.response.headers["retry-after"] == "5"
