@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: up test lint bench bench-tools bench-dispatch install clean
+.PHONY: up test lint bench bench-tools bench-dispatch install clean system-deps browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,12 +30,20 @@ system-deps:
 		else echo "speech needs espeak-ng and ffmpeg: install them with your package manager"; fi; \
 	fi
 
+# the browser tests drive Debian's headless Chromium through chromedriver
+browser-deps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && apt-get install -y -qq chromium chromium-driver; \
+		else echo "browser tests need chromium and chromium-driver: they will be skipped"; fi; \
+	fi
+
 install: $(VENV)/.installed-run
 
 up: system-deps $(VENV)/.installed-run
 	$(BIN)/ferryman up $(ARGS)
 
-test: system-deps $(VENV)/.installed-dev
+test: system-deps browser-deps $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: $(VENV)/.installed-dev
