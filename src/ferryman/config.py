@@ -62,7 +62,9 @@ class Settings(BaseSettings):
     )
     webhook_timeout_seconds: float = Field(10.0, description="Timeout of one webhook delivery attempt.")
     event_retention_seconds: float = Field(
-        600.0, description="How long a finished job's stream events stay replayable."
+        30.0,
+        description="How long a finished job's events stay in memory for stream resumption; after that its "
+        "stream replays only the final state, from the store. Memory grows with this times the job rate.",
     )
     log_level: str = Field("info", description="Log level: debug, info, warning or error.")
     access_log: bool = Field(False, description="Log every HTTP request (slow under load).")

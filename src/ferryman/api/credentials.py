@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
-from ferryman.api.deps import bearer_token, get_container
+from ferryman.api.deps import bearer_token, container_of
 from ferryman.identity import Principal
 
 
@@ -36,7 +36,7 @@ def authenticating(token_of: Callable[[Request], str | None]) -> Callable[[Reque
     """A dependency that authenticates the token `token_of` finds; raises Unauthenticated."""
 
     async def authenticate(request: Request) -> Principal:
-        principal = await get_container(request).identity.authenticate(
+        principal = await container_of(request).identity.authenticate(
             token_of(request), ip=request.client.host if request.client else None
         )
         request.state.principal = principal

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,12 +39,13 @@ class NodeSettings:
     poison_threshold: int = 3
     max_attempts: int = 5
     backlog_cap: int = 100_000
-    event_retention_seconds: float = 600.0
+    event_retention_seconds: float = 30.0
     quarantine_after_failures: int = 5
 
 
 OnFinished = Callable[[Job], None]
 EPOCH_SHIFT = 32
+PICK_AMONG = 8
 
 
 def _log_failed_write(written: asyncio.Future[Any]) -> None:
@@ -69,6 +71,8 @@ class QueueNode:
         self._queues: dict[str, ModelQueues] = {}
         self._live: dict[str, LiveJob] = {}
         self._workers: dict[str, WorkerConn] = {}
+        # per model, the workers that take jobs now, in rotation order: dispatch looks at a few, not at all
+        self._free: dict[str, dict[WorkerConn, None]] = {}
         self._catalog: dict[str, frozenset[Task]] = {}
         self._service_seconds: dict[str, float] = {}
         self._leases = TimerHeap()
@@ -115,6 +119,10 @@ class QueueNode:
         return task
 
     # -- what the job service asks (jobs.QueueClient)
+
+    def model_tasks(self, model: str) -> frozenset[Task] | None:
+        """The tasks a known model serves (None: never seen in this region); constant time, for submission."""
+        return self._catalog.get(model)
 
     def model_info(self, model: str) -> ModelInfo | None:
         tasks = self._catalog.get(model)
@@ -233,6 +241,7 @@ class QueueNode:
         if worker is None:
             return False
         worker.draining = draining
+        self._refresh(worker)
         self._pump_worker(worker)
         return True
 
@@ -241,7 +250,7 @@ class QueueNode:
     def _pump_model(self, model: str) -> None:
         queues = self._queues.get(model)
         while queues is not None and len(queues):
-            free = [w for w in self._workers.values() if w.accepts_jobs and model in w.models]
+            free = self._free.get(model)
             if not free:
                 return
             best = queues.best()
@@ -264,16 +273,29 @@ class QueueNode:
             live = self._queues[choice[2]].pop(choice[0])
             assert live is not None
             if worker.id in live.avoid:
-                others = [w for w in self._workers.values() if w.accepts_jobs and live.job.model in w.models]
-                self._dispatch(live, self._pick_worker(live, others))
+                self._dispatch(live, self._pick_worker(live, self._free.get(live.job.model, {})))
             else:
                 self._dispatch(live, worker)
 
-    @staticmethod
-    def _pick_worker(live: LiveJob, free: list[WorkerConn]) -> WorkerConn:
-        """The least-loaded free worker, preferring ones this job has not already failed on."""
-        fresh = [w for w in free if w.id not in live.avoid]
-        return min(fresh or free, key=lambda w: w.load)
+    def _pick_worker(self, live: LiveJob, free: dict[WorkerConn, None]) -> WorkerConn:
+        """The least-loaded of the next few free workers in rotation, preferring ones this job has not failed
+        on. Looking at a bounded few keeps dispatch O(1) with a thousand workers."""
+        candidates = list(itertools.islice(free, PICK_AMONG))
+        fresh = [w for w in candidates if w.id not in live.avoid] or [w for w in free if w.id not in live.avoid]
+        chosen = min(fresh or candidates, key=lambda w: w.load)
+        del free[chosen]
+        free[chosen] = None  # to the back of the rotation
+        return chosen
+
+    def _refresh(self, worker: WorkerConn) -> None:
+        """Keep the free-worker index true after the worker's slots or flags changed."""
+        accepts = worker.accepts_jobs and worker.id in self._workers
+        for model in worker.models:
+            free = self._free.setdefault(model, {})
+            if accepts:
+                free.setdefault(worker, None)
+            else:
+                free.pop(worker, None)
 
     def _dispatch(self, live: LiveJob, worker: WorkerConn) -> None:
         """Hand a job to a worker under a new fence. The fence needs no commit first: fences carry this node's
@@ -287,6 +309,8 @@ class QueueNode:
         live.dispatched_mono = self._clock.monotonic()
         live.lease_expires_mono = live.dispatched_mono + self._settings.lease_seconds
         worker.running[live.id] = live
+        if not worker.accepts_jobs:
+            self._refresh(worker)
         self._leases.push(live.lease_expires_mono, live.id, live.fence)
         # written without waiting: the epoch in the fence keeps it safe (ADR 0002); the write keeps attempts
         # counted across a restart of the node
@@ -315,8 +339,8 @@ class QueueNode:
 
     def _release(self, live: LiveJob) -> WorkerConn | None:
         worker = live.worker
-        if worker is not None:
-            worker.running.pop(live.id, None)
+        if worker is not None and worker.running.pop(live.id, None) is not None:
+            self._refresh(worker)
         return worker
 
     def _stop_on_worker(self, live: LiveJob, reason: str) -> None:
@@ -412,6 +436,7 @@ class QueueNode:
             connected_mono=self._clock.monotonic(),
         )
         self._workers[worker.id] = worker
+        self._refresh(worker)
         new = [
             (o.name, [t.value for t in o.tasks])
             for o in register.models
@@ -431,6 +456,7 @@ class QueueNode:
         if self._workers.get(worker.id) is not worker:
             return
         del self._workers[worker.id]
+        self._refresh(worker)
         for live in list(worker.running.values()):
             self._requeue(live, crashed=True)
         log.info("worker.detached", worker_id=worker.id, region=self.region)
@@ -441,6 +467,7 @@ class QueueNode:
             worker.paused = isinstance(message, p.Pause) or (
                 worker.paused and not isinstance(message, p.Resume)
             )
+            self._refresh(worker)
             self._pump_worker(worker)
             return
         live = self._held(worker, getattr(message, "job_id", None), getattr(message, "fence", None))
@@ -505,6 +532,7 @@ class QueueNode:
         worker.failures_in_row += 1
         if worker.failures_in_row >= self._settings.quarantine_after_failures and not worker.quarantined:
             worker.quarantined = True
+            self._refresh(worker)
             log.warning(
                 "worker.quarantined", worker_id=worker.id, region=self.region, failures=worker.failures_in_row
             )

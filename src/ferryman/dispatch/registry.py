@@ -25,9 +25,10 @@ class WorkerConn:
     quarantined: bool = False
     failures_in_row: int = 0
 
-    @property
-    def models(self) -> set[str]:
-        return {o.name for o in self.offers}
+    models: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.models = frozenset(o.name for o in self.offers)
 
     @property
     def free_slots(self) -> int:

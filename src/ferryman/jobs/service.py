@@ -72,15 +72,15 @@ class JobService:
         node = self._nodes.get(spec.region)
         if node is None:
             raise InvalidRequest(f"region {spec.region.value!r} is not served here")
-        info = node.model_info(spec.model)
-        if info is None:
+        tasks = node.model_tasks(spec.model)
+        if tasks is None:
             raise NotFound(
                 f"model {spec.model!r} is not served in region {spec.region}; GET /v1/models lists models"
             )
-        if spec.task not in info.tasks:
+        if spec.task not in tasks:
             raise InvalidRequest(
                 f"model {spec.model!r} does not serve task {spec.task.value!r}; it serves "
-                f"{sorted(t.value for t in info.tasks)}"
+                f"{sorted(t.value for t in tasks)}"
             )
         repo = self._repos[spec.region]
         if spec.idempotency_key and (seen := await self._replay(repo, spec)) is not None:
