@@ -12,7 +12,6 @@ from ferryman.errors import Forbidden
 from ferryman.identity import Accounts, Principal, Scope
 from ferryman.jobs import JobService
 
-
 # Dependencies are `async def` even when they do not await: FastAPI runs a plain `def` dependency in a
 # thread pool, a thread hop per request that showed up as 13% of the API's time in bench/ profiles.
 

@@ -281,7 +281,9 @@ class QueueNode:
         """The least-loaded of the next few free workers in rotation, preferring ones this job has not failed
         on. Looking at a bounded few keeps dispatch O(1) with a thousand workers."""
         candidates = list(itertools.islice(free, PICK_AMONG))
-        fresh = [w for w in candidates if w.id not in live.avoid] or [w for w in free if w.id not in live.avoid]
+        fresh = [w for w in candidates if w.id not in live.avoid] or [
+            w for w in free if w.id not in live.avoid
+        ]
         chosen = min(fresh or candidates, key=lambda w: w.load)
         del free[chosen]
         free[chosen] = None  # to the back of the rotation
