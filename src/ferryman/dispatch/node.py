@@ -115,8 +115,14 @@ class QueueNode:
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._forget_task)
         return task
+
+    def _forget_task(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # e.g. the store refused an outcome: the job stays unfinished and a restart re-queues it
+            log.error("node.task_failed", region=self.region, error=type(error).__name__, exc_info=error)
 
     # -- what the job service asks (jobs.QueueClient)
 
