@@ -25,7 +25,7 @@ from tests.e2e.processes import FerrymanServer
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.loadgen import Connection, LoadResult, percentile, run_load
-from ferryman.dispatch import protocol as p
+from ferryman import protocol as p
 from ferryman.types import Task
 
 MODEL = "echo-1"

@@ -5,21 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-import os
-import secrets
 import shutil
 import signal
 import socket
-import ssl
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 
 from ferryman.autoscale import simulate_app
 from ferryman.cli_identity import identity_app
+from ferryman.cli_worker import run_on_uvloop, worker
 from ferryman.config import Settings
 from ferryman.logs import configure_logging
 
@@ -34,6 +31,7 @@ orgs_app = typer.Typer(help="Manage organizations (operator commands; they act o
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(simulate_app)
 app.add_typer(identity_app)
+app.command("worker")(worker)
 console = Console(stderr=True)
 
 DataDir = Annotated[
@@ -49,16 +47,6 @@ def _settings(data_dir: Path | None, **overrides: object) -> Settings:
     if data_dir is not None:
         values["data_dir"] = data_dir
     return Settings(**values)  # type: ignore[arg-type]
-
-
-def _run(main: Coroutine[Any, Any, T]) -> T:
-    """Run on uvloop where it is installed (it comes with uvicorn[standard]): a faster event loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main)
 
 
 async def _wait_for_signal() -> None:
@@ -174,7 +162,7 @@ def up(
         autoscale=autoscale or None,
     )
     configure_logging(settings.log_level)
-    _run(_serve(settings, with_workers=True))
+    run_on_uvloop(_serve(settings, with_workers=True))
 
 
 @app.command()
@@ -188,95 +176,7 @@ def serve(
     """Run the API and the region queue nodes only; workers join from elsewhere with `ferryman worker`."""
     settings = _settings(data_dir, port=port, host=host, tls_cert_file=tls_cert, tls_key_file=tls_key)
     configure_logging(settings.log_level)
-    _run(_serve(settings, with_workers=False))
-
-
-def _parse_options(options: list[str]) -> dict[str, str]:
-    parsed = {}
-    for option in options:
-        key, sep, value = option.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"--option takes key=value, got {option!r}")
-        parsed[key] = value
-    return parsed
-
-
-@app.command()
-def worker(
-    url: Annotated[str, typer.Option(help="Base URL of the Ferryman API, e.g. http://127.0.0.1:8000.")],
-    region: Annotated[str, typer.Option(help="Region of the worker token: us or eu.")],
-    backend: Annotated[str, typer.Option(help="Backend: echo, llamacpp, openai-upstream, or a plugin.")],
-    token: Annotated[str, typer.Option(envvar="FERRYMAN_WORKER_TOKEN", help="Worker token (fmw_…).")] = "",
-    models: Annotated[
-        list[str] | None, typer.Option(help="Model names to serve (repeat or comma-separate).")
-    ] = None,
-    slots: Annotated[int, typer.Option(min=1, max=4096, help="Jobs run at once.")] = 1,
-    worker_id: Annotated[str | None, typer.Option(help="Stable id of this worker.")] = None,
-    upstream_url: Annotated[
-        str | None, typer.Option(help="openai-upstream: base URL, e.g. http://127.0.0.1:9000/v1.")
-    ] = None,
-    upstream_api_key: Annotated[
-        str | None, typer.Option(envvar="FERRYMAN_UPSTREAM_API_KEY", help="openai-upstream: API key.")
-    ] = None,
-    model_path: Annotated[str | None, typer.Option(help="llamacpp: path of a GGUF file.")] = None,
-    option: Annotated[list[str] | None, typer.Option(help="Backend option key=value (repeatable).")] = None,
-    ca_file: Annotated[Path | None, typer.Option(help="CA bundle to verify a wss:// API with.")] = None,
-) -> None:
-    """Run a worker agent: connect to the region's queue node and serve jobs on a backend."""
-    from ferryman.errors import ConfigError
-    from ferryman.worker import AgentSettings, BackendSettings, Unrecoverable, WorkerAgent, load_backend
-
-    configure_logging(os.environ.get("FERRYMAN_LOG_LEVEL", "info"))
-    if not token:
-        console.print(
-            "[red]No worker token.[/] Pass --token or set FERRYMAN_WORKER_TOKEN "
-            "(ferryman up writes one to .ferryman/worker-token-<region>)."
-        )
-        raise typer.Exit(2)
-    names = tuple(m.strip() for item in models or [] for m in item.split(",") if m.strip())
-    backend_settings = BackendSettings(
-        models=names,
-        model_path=model_path,
-        upstream_url=upstream_url,
-        upstream_api_key=upstream_api_key,
-        slots=slots,
-        options=_parse_options(option or []),
-    )
-    try:
-        chosen = load_backend(backend, backend_settings)
-    except ConfigError as exc:
-        console.print(f"[red]{exc.message}[/]")
-        raise typer.Exit(2) from None
-    # wss:// always verifies: against --ca-file, else the system's trust store (websockets refuses ssl=None there)
-    context = (
-        ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-        if ca_file or url.startswith("https://")
-        else None
-    )
-    settings = AgentSettings(
-        url=url,
-        token=token,
-        region=region,
-        slots=slots,
-        ssl_context=context,
-        worker_id=worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
-    )
-    agent = WorkerAgent(settings, chosen)
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, agent.drain)
-        warm_up = getattr(chosen, "warm_up", None)
-        if warm_up is not None:
-            await warm_up()
-        await agent.run()
-
-    try:
-        _run(main())
-    except Unrecoverable as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
+    run_on_uvloop(_serve(settings, with_workers=False))
 
 
 @orgs_app.command("create")
@@ -304,7 +204,7 @@ def orgs_create(
     if region not in settings.regions:
         console.print(f"[red]unknown region {region!r}; choose one of {settings.regions}[/]")
         raise typer.Exit(2)
-    org_id, secret = _run(main())
+    org_id, secret = run_on_uvloop(main())
     console.print(f"Created org {org_id} in region {region}. API token (shown once):")
     print(secret)
 

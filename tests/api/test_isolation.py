@@ -20,7 +20,7 @@ import pytest
 from fastapi.routing import APIRoute
 from starlette.routing import Mount
 
-from ferryman.dispatch import protocol as p
+from ferryman import protocol as p
 from ferryman.identity import ALL_SCOPES, Role, Scope
 from ferryman.jobs import JobSpec
 from ferryman.types import OrgId, Priority, Region, Task, UserId

@@ -22,7 +22,7 @@ from ferryman.autoscale import (
 )
 from ferryman.autoscale.providers import Instance, InstanceState, Offer, OfferQuery, WorkerLaunch
 from ferryman.clock import FakeClock
-from ferryman.dispatch import protocol as p
+from ferryman import protocol as p
 from ferryman.types import Priority, Region
 from tests.dispatch.harness import MODEL, FakeWorker, NodeHarness, open_harness
 

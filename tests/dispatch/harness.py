@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 
 from ferryman import dispatch, jobs, privacy, store
 from ferryman.clock import FakeClock
-from ferryman.dispatch import protocol as p
+from ferryman import protocol as p
 from ferryman.dispatch.registry import WorkerConn
 from ferryman.types import OrgId, Priority, Region, Task
 

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from ferryman.dispatch import protocol as p
+from ferryman import protocol as p
 from ferryman.jobs import JobState
 from ferryman.types import JobId, OrgId, Priority
 from tests.dispatch.harness import QUIET_NODE, FakeWorker, NodeHarness, open_harness

@@ -10,7 +10,7 @@ from ferryman.clock import FakeClock
 from ferryman.config import Settings
 from ferryman.container import open_container
 from ferryman.dispatch import QueueNode
-from ferryman.dispatch import protocol as p
+from ferryman import protocol as p
 from ferryman.jobs import Job, JobService, JobSpec, JobState
 from ferryman.types import OrgId, Priority, Region, Task
 from tests.dispatch.harness import FakeWorker

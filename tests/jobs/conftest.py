@@ -8,7 +8,7 @@ import pytest
 from ferryman.clock import FakeClock
 from ferryman.config import Settings
 from ferryman.container import Container, open_container
-from ferryman.dispatch import protocol as p
+from ferryman import protocol as p
 from ferryman.types import Region, Task
 
 

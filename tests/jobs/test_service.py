@@ -7,7 +7,7 @@ import pytest
 
 from ferryman.clock import FakeClock
 from ferryman.container import Container
-from ferryman.dispatch import protocol as p
+from ferryman import protocol as p
 from ferryman.errors import Conflict, InvalidRequest, NotFound
 from ferryman.jobs import Job, JobEvent, JobSpec, JobState, region_of
 from ferryman.types import JobId, OrgId, Priority, Region, Task

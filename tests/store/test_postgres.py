@@ -12,7 +12,7 @@ import pytest
 
 from ferryman.config import Settings
 from ferryman.container import Container, open_container
-from ferryman.dispatch import protocol as p
+from ferryman import protocol as p
 from ferryman.jobs import JobSpec, JobState
 from ferryman.types import OrgId, Priority, Region, Task
 

@@ -1,6 +1,6 @@
 """The region queue node and the worker protocol it speaks."""
 
-from ferryman.dispatch import protocol
+from ferryman import protocol
 from ferryman.dispatch.metrics import NodeGauges, NodeMetrics
 from ferryman.dispatch.node import NodeSettings, QueueNode
 from ferryman.dispatch.registry import WorkerConn

@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from ferryman.clock import Clock
-from ferryman.dispatch import protocol as p
+from ferryman import protocol as p
 from ferryman.dispatch.fairshare import ModelQueues
 from ferryman.dispatch.live import LiveJob
 from ferryman.dispatch.metrics import NodeMetrics

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ferryman.dispatch.live import LiveJob
-from ferryman.dispatch.protocol import ModelOffer
+from ferryman.protocol import ModelOffer
 
 
 @dataclass(slots=True, eq=False)

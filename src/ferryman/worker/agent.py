@@ -18,7 +18,7 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from ferryman.dispatch import protocol as p
+from ferryman import protocol as p
 from ferryman.types import Task
 from ferryman.worker.backends.base import Backend, BackendError, Blob, Delta, Output, Progress, WorkItem
 

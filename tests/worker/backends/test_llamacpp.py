@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ferryman.dispatch.protocol import ModelOffer
+from ferryman.protocol import ModelOffer
 from ferryman.errors import ConfigError
 from ferryman.types import Task
 from ferryman.worker.backends._llama_engine import Sampling

@@ -13,7 +13,7 @@ from tests.worker.backends.fake_openai_upstream import (
     unused_port,
 )
 
-from ferryman.dispatch.protocol import ModelOffer
+from ferryman.protocol import ModelOffer
 from ferryman.errors import ConfigError
 from ferryman.types import Task
 from ferryman.worker.backends.base import BackendError, BackendSettings, Blob, Chunk, Delta, Output, WorkItem

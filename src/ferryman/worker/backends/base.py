@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ferryman.dispatch.protocol import ModelOffer
+from ferryman.protocol import ModelOffer
 from ferryman.types import Task
 
 

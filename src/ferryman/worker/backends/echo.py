@@ -15,7 +15,7 @@ import struct
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from ferryman.dispatch.protocol import ModelOffer
+from ferryman.protocol import ModelOffer
 from ferryman.types import Task
 from ferryman.worker.backends.base import (
     BackendError,

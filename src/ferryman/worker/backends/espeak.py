@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator, Sequence
 
-from ferryman.dispatch.protocol import ModelOffer
+from ferryman.protocol import ModelOffer
 from ferryman.errors import ConfigError
 from ferryman.types import Task
 from ferryman.worker.backends.audio_encoding import encode, run_tool

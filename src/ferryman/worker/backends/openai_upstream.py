@@ -16,7 +16,7 @@ import httpx
 import structlog
 
 from ferryman import __version__
-from ferryman.dispatch.protocol import ModelOffer
+from ferryman.protocol import ModelOffer
 from ferryman.errors import ConfigError
 from ferryman.types import Task
 from ferryman.worker.backends import _openai_shapes as shapes

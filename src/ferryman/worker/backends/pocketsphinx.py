@@ -15,7 +15,7 @@ import threading
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from ferryman.dispatch.protocol import ModelOffer
+from ferryman.protocol import ModelOffer
 from ferryman.errors import ConfigError
 from ferryman.types import Task
 from ferryman.worker.backends.audio_encoding import decode_pcm16k, has_ffmpeg
