@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     )
     webhook_timeout_seconds: float = Field(10.0, description="Timeout of one webhook delivery attempt.")
     event_retention_seconds: float = Field(
-        30.0,
+        10.0,
         description="How long a finished job's events stay in memory for stream resumption; after that its "
         "stream replays only the final state, from the store. Memory grows with this times the job rate.",
     )

@@ -39,7 +39,7 @@ class NodeSettings:
     poison_threshold: int = 3
     max_attempts: int = 5
     backlog_cap: int = 100_000
-    event_retention_seconds: float = 30.0
+    event_retention_seconds: float = 10.0
     quarantine_after_failures: int = 5
 
 
