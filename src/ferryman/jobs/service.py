@@ -57,9 +57,6 @@ class JobService:
     def model_info(self, region: Region, model: str) -> ModelInfo | None:
         return self._nodes[region].model_info(model)
 
-    def models(self) -> dict[Region, QueueClient]:
-        return dict(self._nodes)
-
     async def submit(self, spec: JobSpec, *, acknowledge: bool = True) -> tuple[Job, bool]:
         """Store and queue a job; returns (job, created). Idempotent per (org, Idempotency-Key).
 

@@ -56,15 +56,15 @@ async def _render_events(
         yield _sse(event, event.data)
 
 
-def _stream(jobs: JobService, job: Job, events: AsyncIterator[JobEvent], created: bool) -> Response:
+def _stream(jobs: JobService, job_id: str, events: AsyncIterator[JobEvent]) -> Response:
     headers = {
         "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",
-        "Ferryman-Job-Id": job.id,
-        "Location": f"/v1/jobs/{job.id}",
+        "Ferryman-Job-Id": job_id,
+        "Location": f"/v1/jobs/{job_id}",
     }
     return StreamingResponse(
-        _render_events(jobs, job.id, events), media_type="text/event-stream", headers=headers, status_code=200
+        _render_events(jobs, job_id, events), media_type="text/event-stream", headers=headers, status_code=200
     )
 
 
@@ -93,7 +93,7 @@ async def create_job(
     )
     job, created = await jobs.submit(spec, acknowledge=not body.wait)
     if body.stream:
-        return _stream(jobs, job, await jobs.follow(principal.org_id, job.id), created)
+        return _stream(jobs, job.id, await jobs.follow(principal.org_id, job.id))
     if body.wait and not job.state.is_terminal:
         job = await jobs.wait(principal.org_id, job.id, body.wait)
         return _respond(job, None, started, waited=True)
@@ -159,9 +159,7 @@ async def job_events(
         if not last_event_id.isdigit():
             raise InvalidRequest("Last-Event-ID must be the numeric id of an event")
         after = int(last_event_id)
-    events = await jobs.follow(principal.org_id, job_id, after)
-    job, _ = await jobs.get(principal.org_id, job_id)
-    return _stream(jobs, job, events, False)
+    return _stream(jobs, job_id, await jobs.follow(principal.org_id, job_id, after))
 
 
 @router.get("/jobs/{job_id}/blobs/{name}")
