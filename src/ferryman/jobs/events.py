@@ -7,6 +7,7 @@ finished job's stream stays replayable for a while, then only its durable final 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ class _Channel:
 class JobEvents:
     def __init__(self) -> None:
         self._channels: dict[str, _Channel] = {}
+        self._finished: deque[tuple[float, str]] = deque()  # in finishing order, so sweeping is O(expired)
 
     def open(self, job_id: str) -> None:
         self._channels.setdefault(job_id, _Channel())
@@ -51,6 +53,7 @@ class JobEvents:
         self.publish(job.id, "done", {"state": job.state.value})
         channel.final = job
         channel.finished_mono = at_mono
+        self._finished.append((at_mono, job.id))
         self._wake(channel)
 
     @staticmethod
@@ -103,11 +106,9 @@ class JobEvents:
 
     def sweep(self, now_mono: float, retention_seconds: float) -> int:
         """Forget the streams of jobs finished longer ago than the retention; returns how many went."""
-        old = [
-            k
-            for k, c in self._channels.items()
-            if c.finished_mono is not None and now_mono - c.finished_mono > retention_seconds
-        ]
-        for key in old:
-            del self._channels[key]
-        return len(old)
+        swept = 0
+        while self._finished and now_mono - self._finished[0][0] > retention_seconds:
+            _, job_id = self._finished.popleft()
+            if self._channels.pop(job_id, None) is not None:
+                swept += 1
+        return swept
