@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,7 +92,8 @@ class QueueNode:
         self._fence_base = await self._repo.start_epoch(self._clock.now()) << EPOCH_SHIFT
         recovered = await self._repo.find_unfinished()
         for job, payload in recovered:
-            live = self._make_live(job, payload)
+            # whatever worker held it before the restart holds it no more
+            live = self._make_live(dataclasses.replace(job, worker_id=None, state=JobState.QUEUED), payload)
             live.attempts, live.crashed = job.attempts, set(job.crashed_workers)
             if job.state is not JobState.QUEUED:
                 await self._repo.update(job.id, state=JobState.QUEUED.value, fence=live.fence, worker_id=None)
