@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from ferryman import protocol as p
 from ferryman.autoscale import (
     Autoscaler,
     AutoscalerConfig,
@@ -22,7 +23,6 @@ from ferryman.autoscale import (
 )
 from ferryman.autoscale.providers import Instance, InstanceState, Offer, OfferQuery, WorkerLaunch
 from ferryman.clock import FakeClock
-from ferryman import protocol as p
 from ferryman.types import Priority, Region
 from tests.dispatch.harness import MODEL, FakeWorker, NodeHarness, open_harness
 

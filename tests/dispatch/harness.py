@@ -18,8 +18,8 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Connection
 
 from ferryman import dispatch, jobs, privacy, store
-from ferryman.clock import FakeClock
 from ferryman import protocol as p
+from ferryman.clock import FakeClock
 from ferryman.dispatch.registry import WorkerConn
 from ferryman.types import OrgId, Priority, Region, Task
 

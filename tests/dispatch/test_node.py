@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ferryman.clock import FakeClock
 from ferryman import protocol as p
+from ferryman.clock import FakeClock
 from ferryman.errors import BacklogFull
 from ferryman.jobs import Job, JobFailure, JobState, QueueInfo, Timings
 from ferryman.types import JobId, OrgId, Priority

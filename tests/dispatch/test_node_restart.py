@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from ferryman import protocol as p
 from ferryman.clock import FakeClock
 from ferryman.config import Settings
 from ferryman.container import open_container
 from ferryman.dispatch import QueueNode
-from ferryman import protocol as p
 from ferryman.jobs import Job, JobService, JobSpec, JobState
 from ferryman.types import OrgId, Priority, Region, Task
 from tests.dispatch.harness import FakeWorker

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from ferryman import protocol as p
 from ferryman.clock import FakeClock
 from ferryman.config import Settings
 from ferryman.container import Container, open_container
-from ferryman import protocol as p
 from ferryman.types import Region, Task
 
 

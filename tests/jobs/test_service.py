@@ -5,9 +5,9 @@ import dataclasses
 import anyio
 import pytest
 
+from ferryman import protocol as p
 from ferryman.clock import FakeClock
 from ferryman.container import Container
-from ferryman import protocol as p
 from ferryman.errors import Conflict, InvalidRequest, NotFound
 from ferryman.jobs import Job, JobEvent, JobSpec, JobState, region_of
 from ferryman.types import JobId, OrgId, Priority, Region, Task

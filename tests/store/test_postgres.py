@@ -10,9 +10,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from ferryman import protocol as p
 from ferryman.config import Settings
 from ferryman.container import Container, open_container
-from ferryman import protocol as p
 from ferryman.jobs import JobSpec, JobState
 from ferryman.types import OrgId, Priority, Region, Task
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import structlog
 
-from ferryman.clock import Clock
 from ferryman import protocol as p
+from ferryman.clock import Clock
 from ferryman.dispatch.fairshare import ModelQueues
 from ferryman.dispatch.live import LiveJob
 from ferryman.dispatch.metrics import NodeMetrics

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from ferryman.protocol import ModelOffer
 from ferryman.errors import ConfigError
+from ferryman.protocol import ModelOffer
 from ferryman.types import Task
 from ferryman.worker.backends._llama_engine import Sampling
 from ferryman.worker.backends.base import BackendError, BackendSettings, Chunk, Delta, Output, WorkItem

@@ -13,8 +13,8 @@ from tests.worker.backends.fake_openai_upstream import (
     unused_port,
 )
 
-from ferryman.protocol import ModelOffer
 from ferryman.errors import ConfigError
+from ferryman.protocol import ModelOffer
 from ferryman.types import Task
 from ferryman.worker.backends.base import BackendError, BackendSettings, Blob, Chunk, Delta, Output, WorkItem
 from ferryman.worker.backends.openai_upstream import OpenAIUpstreamBackend, parse_tasks

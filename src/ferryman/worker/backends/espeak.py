@@ -10,8 +10,8 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator, Sequence
 
-from ferryman.protocol import ModelOffer
 from ferryman.errors import ConfigError
+from ferryman.protocol import ModelOffer
 from ferryman.types import Task
 from ferryman.worker.backends.audio_encoding import encode, run_tool
 from ferryman.worker.backends.base import BackendError, BackendSettings, Blob, Chunk, Output, WorkItem

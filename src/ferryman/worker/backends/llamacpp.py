@@ -17,8 +17,8 @@ from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ferryman.protocol import ModelOffer
 from ferryman.errors import ConfigError
+from ferryman.protocol import ModelOffer
 from ferryman.types import Task
 from ferryman.worker.backends._llama_engine import (
     INSTALL_HINT,

@@ -16,8 +16,8 @@ import httpx
 import structlog
 
 from ferryman import __version__
-from ferryman.protocol import ModelOffer
 from ferryman.errors import ConfigError
+from ferryman.protocol import ModelOffer
 from ferryman.types import Task
 from ferryman.worker.backends import _openai_shapes as shapes
 from ferryman.worker.backends._sse import DONE, iter_sse_data

@@ -15,8 +15,8 @@ import threading
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from ferryman.protocol import ModelOffer
 from ferryman.errors import ConfigError
+from ferryman.protocol import ModelOffer
 from ferryman.types import Task
 from ferryman.worker.backends.audio_encoding import decode_pcm16k, has_ffmpeg
 from ferryman.worker.backends.base import BackendError, BackendSettings, Chunk, Output, WorkItem
