@@ -47,6 +47,7 @@ class NodeSettings:
 OnFinished = Callable[[Job], None]
 EPOCH_SHIFT = 32
 PICK_AMONG = 8
+COMPACT_SLACK = 1024  # timer entries of finished jobs tolerated before the heaps are rebuilt
 
 
 def _log_failed_write(written: asyncio.Future[Any]) -> None:
@@ -623,3 +624,6 @@ class QueueNode:
                 self._stop_on_worker(live, "timeout")
                 self._end(live, JobState.FAILED, error=JobFailure("timeout", "the job ran past its deadline"))
         self._events.sweep(now, self._settings.event_retention_seconds)
+        for timers in (self._deadlines, self._leases):
+            if len(timers) > 2 * len(self._live) + COMPACT_SLACK:
+                timers.compact(self._live.__contains__)
