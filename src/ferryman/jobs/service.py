@@ -141,13 +141,13 @@ class JobService:
         if final is not None and final.org_id == org_id:
             return final, None
         region, repo = self._repo_for(job_id)
-        job = await repo.get(org_id, JobId(job_id))
+        node = self._nodes[region]
+        # a job the node holds is answered from memory: no store read on the path of every stream and poll
+        job = node.live_job(JobId(job_id))
+        if job is None or job.org_id != org_id:
+            job = await repo.get(org_id, JobId(job_id))
         if job is None:
             raise NotFound(f"job {job_id!r} not found")
-        node = self._nodes[region]
-        live = node.live_job(job.id)
-        if live is not None:
-            job = live
         info = node.queue_info(job.id) if job.state is JobState.QUEUED else None
         return job, info
 
