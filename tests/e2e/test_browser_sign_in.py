@@ -2,32 +2,33 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from tests.capabilities import BROWSER, OIDC_PROVIDER, require_module, require_programs
 from tests.e2e.processes import FerrymanServer, free_port, tail, wait_until
 from tests.web.conftest import OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_DIR
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="browser tests need selenium (the dev extra)")
-By = pytest.importorskip("selenium.webdriver.common.by").By
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="needs Debian's chromium and chromium-driver (make test installs them as root)",
-)
+@pytest.fixture(scope="module")
+def webdriver() -> Any:
+    """Selenium and Debian's chromium and chromium-driver (make test installs them as root)."""
+    require_programs(
+        BROWSER, "make test installs Debian's chromium and chromium-driver", "chromium", "chromedriver"
+    )
+    return require_module("selenium.webdriver", BROWSER, "browser tests need selenium (the dev extra)")
 
 
 @pytest.fixture
 def server_with_google(tmp_path: Path) -> Iterator[FerrymanServer]:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm run the OpenID Connect provider")
+    node, npm = require_programs(
+        OIDC_PROVIDER, "node and npm run the npm package oidc-provider", "node", "npm"
+    )
     if not (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
         subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=OIDC_DIR, check=True, timeout=300)
     server = FerrymanServer(tmp_path / "server")
@@ -75,9 +76,12 @@ def _answers(url: str) -> bool:
 
 
 @pytest.fixture
-def chromium(tmp_path: Path) -> Iterator[object]:
+def chromium(tmp_path: Path, webdriver: Any) -> Iterator[object]:
+    chromium_path, chromedriver_path = require_programs(
+        BROWSER, "see the webdriver fixture", "chromium", "chromedriver"
+    )
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = chromium_path
     for flag in (
         "--headless=new",
         "--no-sandbox",
@@ -90,7 +94,9 @@ def chromium(tmp_path: Path) -> Iterator[object]:
         f"--user-data-dir={tmp_path / 'chromium'}",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+    driver = webdriver.Chrome(
+        options=options, service=webdriver.ChromeService(executable_path=chromedriver_path)
+    )
     driver.set_page_load_timeout(30)
     try:
         yield driver
@@ -99,22 +105,23 @@ def chromium(tmp_path: Path) -> Iterator[object]:
 
 
 def test_google_sign_in_in_a_real_browser_ends_on_the_account_page_with_an_httponly_session(
+    chromium: object,  # first: without a browser, no server is started for nothing
     server_with_google: FerrymanServer,
-    chromium: object,
     tmp_path: Path,
 ) -> None:
+    by = require_module("selenium.webdriver.common.by", BROWSER, "browser tests need selenium").By
     browser = chromium
     browser.get(f"{server_with_google.url}/web/sign-in")  # type: ignore[attr-defined]
-    browser.find_element(By.ID, "sign-in-google").click()  # type: ignore[attr-defined]
-    browser.find_element(By.NAME, "login").send_keys("ada")  # type: ignore[attr-defined]  # the provider's form
-    browser.find_element(By.TAG_NAME, "button").click()  # type: ignore[attr-defined]
+    browser.find_element(by.ID, "sign-in-google").click()  # type: ignore[attr-defined]
+    browser.find_element(by.NAME, "login").send_keys("ada")  # type: ignore[attr-defined]  # the provider's form
+    browser.find_element(by.TAG_NAME, "button").click()  # type: ignore[attr-defined]
     wait_until(
         lambda: "/web/confirm-age" in browser.current_url,
         timeout_s=15,  # type: ignore[attr-defined]
         what="the age confirmation page",
     )
-    browser.find_element(By.NAME, "is_adult").click()  # type: ignore[attr-defined]
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()  # type: ignore[attr-defined]
+    browser.find_element(by.NAME, "is_adult").click()  # type: ignore[attr-defined]
+    browser.find_element(by.CSS_SELECTOR, "form button[type=submit]").click()  # type: ignore[attr-defined]
     wait_until(
         lambda: browser.current_url.endswith("/web/account"),
         timeout_s=15,  # type: ignore[attr-defined]
@@ -122,8 +129,8 @@ def test_google_sign_in_in_a_real_browser_ends_on_the_account_page_with_an_httpo
     )
     browser.save_screenshot(str(tmp_path / "account.png"))  # type: ignore[attr-defined]
 
-    assert browser.find_element(By.ID, "user-name").text == "Test ada"  # type: ignore[attr-defined]
-    assert "(this one)" in browser.find_element(By.ID, "sessions").text  # type: ignore[attr-defined]
+    assert browser.find_element(by.ID, "user-name").text == "Test ada"  # type: ignore[attr-defined]
+    assert "(this one)" in browser.find_element(by.ID, "sessions").text  # type: ignore[attr-defined]
     session = browser.get_cookie("fm_session")  # type: ignore[attr-defined]
     assert (session["httpOnly"], session["sameSite"], session["secure"]) == (True, "Lax", False)
     assert browser.execute_script("return document.cookie").find("fm_session") == -1  # type: ignore[attr-defined]

@@ -15,10 +15,16 @@ import anthropic
 import openai
 import pytest
 
+from tests.capabilities import require_model
 from tests.e2e.processes import FerrymanServer, wait_until
 
-pytest.importorskip("llama_cpp", reason="the real local model needs ferryman[local-model]")
 pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _real_model() -> None:
+    require_model()
+
 
 MODEL = "smollm2-135m"
 

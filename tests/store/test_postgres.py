@@ -15,6 +15,7 @@ from ferryman.config import Settings
 from ferryman.container import Container, open_container
 from ferryman.jobs import JobSpec, JobState
 from ferryman.types import OrgId, Priority, Region, Task
+from tests.capabilities import POSTGRES, require
 
 PG = "127.0.0.1"
 pytestmark = pytest.mark.anyio
@@ -24,7 +25,7 @@ async def _admin() -> asyncpg.Connection:
     try:
         return await asyncpg.connect(host=PG, database="test", timeout=3)
     except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL is not reachable at {PG}:5432 ({exc}); .ci/run starts it")
+        require(POSTGRES, f"not reachable at {PG}:5432 ({exc}); .ci/run starts it")
 
 
 @pytest.fixture

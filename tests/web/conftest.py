@@ -1,9 +1,12 @@
-"""Sign-in fixtures: a real OpenID Connect provider (node oidc-provider) and the GitHub stand-in, both on free
-ports, and the real app configured with their URLs."""
+"""Sign-in fixtures: the GitHub stand-in and a real OpenID Connect provider (node oidc-provider), both on free
+ports, and the real app configured with their URLs.
+
+Only `oidc_issuer` (and so `web_with_google`) needs node and npm: `web` signs in through GitHub alone, so the
+tests of what every provider shares (cookies, CSRF, session rotation, sign-out, invitations) run without them.
+"""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -12,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.capabilities import OIDC_PROVIDER, require_programs
 from tests.e2e.processes import free_port, tail
 from tests.identity.harness import BASE_URL, Harness, running_app
 from tests.web import github_standin
@@ -22,9 +26,9 @@ OIDC_CLIENT_ID, OIDC_CLIENT_SECRET = "ferryman-test", "ferryman-test-secret-0123
 
 @pytest.fixture(scope="session")
 def oidc_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm are needed to run the OpenID Connect provider (npm package oidc-provider)")
+    node, npm = require_programs(
+        OIDC_PROVIDER, "node and npm run the npm package oidc-provider", "node", "npm"
+    )
     if not (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
         subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund"], cwd=OIDC_DIR, check=True, timeout=300, capture_output=True
@@ -70,11 +74,17 @@ def github_url() -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def provider_settings(oidc_issuer: str, github_url: str) -> dict[str, object]:
+def provider_settings(oidc_issuer: str | None, github_url: str) -> dict[str, object]:
+    """Settings for GitHub sign-in through the stand-in, and for Google through `oidc_issuer` when given."""
+    google: dict[str, object] = {}
+    if oidc_issuer is not None:
+        google = {
+            "google_client_id": OIDC_CLIENT_ID,
+            "google_client_secret": OIDC_CLIENT_SECRET,
+            "google_discovery_url": f"{oidc_issuer}/.well-known/openid-configuration",
+        }
     return {
-        "google_client_id": OIDC_CLIENT_ID,
-        "google_client_secret": OIDC_CLIENT_SECRET,
-        "google_discovery_url": f"{oidc_issuer}/.well-known/openid-configuration",
+        **google,
         "github_client_id": github_standin.CLIENT_ID,
         "github_client_secret": github_standin.CLIENT_SECRET,
         "github_authorize_url": f"{github_url}/login/oauth/authorize",
@@ -84,6 +94,14 @@ def provider_settings(oidc_issuer: str, github_url: str) -> dict[str, object]:
 
 
 @pytest.fixture
-async def web(tmp_path: Path, oidc_issuer: str, github_url: str) -> AsyncIterator[Harness]:
+async def web(tmp_path: Path, github_url: str) -> AsyncIterator[Harness]:
+    """The app with GitHub sign-in only: needs no OpenID Connect provider."""
+    async with running_app(tmp_path, **provider_settings(None, github_url)) as h:
+        yield h
+
+
+@pytest.fixture
+async def web_with_google(tmp_path: Path, oidc_issuer: str, github_url: str) -> AsyncIterator[Harness]:
+    """The app with both GitHub and Google (the real OpenID Connect provider) sign-in."""
     async with running_app(tmp_path, **provider_settings(oidc_issuer, github_url)) as h:
         yield h

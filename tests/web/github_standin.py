@@ -26,7 +26,16 @@ CLIENT_SECRET = "gh-test-secret"
 USERS = {
     "octocat": {"id": 583231, "login": "octocat", "name": "The Octocat"},
     "hubot": {"id": 1000, "login": "hubot", "name": None},
+    **{
+        login: {"id": 2000 + n, "login": login, "name": f"Test {login}"}
+        for n, login in enumerate(("dave", "young", "erin", "frank", "gina", "hal"))
+    },
 }
+
+
+def user_id(login: str) -> str:
+    """The GitHub account id the stand-in reports for `login` (what Ferryman keys the identity by)."""
+    return str(USERS[login]["id"])
 
 
 @dataclass

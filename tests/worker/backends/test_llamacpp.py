@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from tests.capabilities import require_model
 
 from ferryman.errors import ConfigError
 from ferryman.protocol import ModelOffer
@@ -35,7 +36,7 @@ SMOLLM2_PROMPT = (
 
 @pytest.fixture(scope="module")
 def llama_cpp() -> Any:
-    return pytest.importorskip("llama_cpp")
+    return require_model()
 
 
 @pytest.fixture(scope="module")
