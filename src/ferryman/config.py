@@ -36,6 +36,26 @@ class Settings(BaseSettings):
     )
     regions: list[str] = Field(default_factory=lambda: ["us", "eu"], description="Regions this API serves.")
     max_body_bytes: int = Field(4 * 1024 * 1024, description="Largest request body accepted (413 above it).")
+    max_header_bytes: int = Field(
+        32 * 1024, description="Largest request header block (request line and headers) accepted (431 above it)."
+    )
+    max_headers: int = Field(100, description="Most request header lines accepted (431 above it).")
+    header_timeout_seconds: float = Field(
+        10.0,
+        description="A connection whose request headers are not complete this long after it opened (or after "
+        "its next request began) is answered 408 and closed: slow clients cannot hold connections.",
+    )
+    keepalive_timeout_seconds: int = Field(
+        5, description="An idle keep-alive connection is closed after this many seconds without a request."
+    )
+    max_connections: int | None = Field(
+        4096, description="Open connections (HTTP and WebSocket) above which new requests are answered 503."
+    )
+    max_connections_per_address: int | None = Field(
+        256,
+        description="Open connections one client address may hold; more are answered 503 and closed. Behind a "
+        "reverse proxy every client shares the proxy's address: raise this or let the proxy limit instead.",
+    )
     lease_seconds: float = Field(30.0, description="Lease a worker gets on a job; progress renews it.")
     lease_check_interval_seconds: float = Field(
         0.5, description="How often the queue node looks for lapsed leases."

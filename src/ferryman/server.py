@@ -12,6 +12,7 @@ import uvicorn
 from ferryman.app import create_app
 from ferryman.config import Settings
 from ferryman.container import Container
+from ferryman.http_limits import ConnectionLimits, guarded_protocol
 
 
 class _Server(uvicorn.Server):
@@ -35,8 +36,17 @@ class ApiServer:
             self.container = container
 
         app = create_app(settings, on_ready=ready)
+        limits = ConnectionLimits(
+            max_header_bytes=settings.max_header_bytes,
+            max_headers=settings.max_headers,
+            header_timeout_seconds=settings.header_timeout_seconds,
+            max_connections_per_address=settings.max_connections_per_address,
+        )
         config = uvicorn.Config(
             app,
+            http=guarded_protocol(limits),  # docs/adr/0004-connection-limits.md
+            timeout_keep_alive=settings.keepalive_timeout_seconds,
+            limit_concurrency=settings.max_connections,
             host=settings.host,
             port=settings.port,
             lifespan="on",
