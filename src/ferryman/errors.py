@@ -14,6 +14,7 @@
      ├── BacklogFull           429 backlog_full
      ├── WorkerFailed          502 worker_error
      ├── NoCapacity            503 no_capacity
+     ├── StorageUnavailable    503 storage_unavailable
      ├── Timeout               504 timeout
      └── ConfigError           (start-up only; never reaches a surface)
 
@@ -90,6 +91,13 @@ class NoCapacity(FerrymanError):
     retryable = True
 
 
+class StorageUnavailable(FerrymanError):
+    """The store could not be reached or dropped the connection: nothing was recorded; try again shortly."""
+
+    code = "storage_unavailable"
+    retryable = True
+
+
 class Timeout(FerrymanError):
     code = "timeout"
     retryable = True
@@ -113,5 +121,6 @@ ALL_ERRORS: tuple[type[FerrymanError], ...] = (
     BacklogFull,
     WorkerFailed,
     NoCapacity,
+    StorageUnavailable,
     Timeout,
 )

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from ferryman.autoscale import TraceError, load_trace, trace_from_arrays
 
 HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens"
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "azure-llm-2023"
+EXCERPT = Path(__file__).resolve().parents[1] / "data" / "azure-llm-2023-excerpt"  # tests/data/README.md
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -98,7 +98,17 @@ def test_trace_from_arrays_rejects_mismatched_columns() -> None:
         trace_from_arrays("t", [0.0, 1.0], [1], [1, 2])
 
 
-@pytest.mark.skipif(not DATA.exists(), reason="Azure traces not present")
-def test_load_trace_reads_the_real_azure_conversation_trace() -> None:
-    trace = load_trace(DATA / "AzureLLMInferenceTrace_conv.csv")
-    assert (len(trace), round(trace.duration_s)) == (19366, 3502)
+@pytest.mark.parametrize(
+    ("trace_file", "jobs", "tokens"),
+    [
+        ("AzureLLMInferenceTrace_conv.csv", 4424, (5_188_168, 1_125_283)),
+        ("AzureLLMInferenceTrace_code.csv", 2598, (5_217_159, 75_137)),
+    ],
+)
+def test_load_trace_reads_the_shipped_azure_excerpt(
+    trace_file: str, jobs: int, tokens: tuple[int, int]
+) -> None:
+    # rows and column sums as awk counts them: awk -F, 'NR>1{p+=$2;o+=$3;n++} END{print n,p,o}' FILE
+    trace = load_trace(EXCERPT / trace_file)
+    assert (trace.name, len(trace), round(trace.duration_s)) == (trace_file.removesuffix(".csv"), jobs, 900)
+    assert (int(trace.prompt_tokens.sum()), int(trace.output_tokens.sum())) == tokens

@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 from starlette.responses import JSONResponse
 
-from ferryman import errors
+from ferryman import errors, store
 
 log = structlog.get_logger(__name__)
 
@@ -26,6 +26,7 @@ STATUS: dict[type[errors.FerrymanError], int] = {
     errors.FerrymanError: 500,
     errors.WorkerFailed: 502,
     errors.NoCapacity: 503,
+    errors.StorageUnavailable: 503,
     errors.Timeout: 504,
 }
 
@@ -39,6 +40,28 @@ HTTP_CODES = {
     413: "payload_too_large",
     429: "rate_limit",
 }
+
+
+# what a client is told to wait after a store outage: the node retries outcomes at most this far apart
+STORE_RETRY_AFTER_SECONDS = 2
+
+
+def outage_of(exc: BaseException) -> errors.StorageUnavailable | None:
+    """A store outage that reached a surface, as the 503 it means (not a bug, so no traceback); else None."""
+    if not store.is_outage(exc):
+        return None
+    log.warning("request.store_unavailable", error=type(exc).__name__)
+    return errors.StorageUnavailable(
+        "the store is unavailable right now; try again in a few seconds",
+        details={"retry_after_seconds": STORE_RETRY_AFTER_SECONDS},
+    )
+
+
+def retry_headers(error: errors.FerrymanError) -> dict[str, str]:
+    """`Retry-After` for the errors that name a delay (rate limits, a full backlog, a store outage)."""
+    if isinstance(error, errors.BacklogFull | errors.RateLimited | errors.StorageUnavailable):
+        return {"Retry-After": str((error.details or {}).get("retry_after_seconds", 1))}
+    return {}
 
 
 def status_of(error: errors.FerrymanError) -> int:
@@ -56,11 +79,10 @@ def native_body(code: str, message: str, details: dict[str, Any] | None = None) 
 
 
 def render_native_error(error: errors.FerrymanError) -> JSONResponse:
-    headers = {}
-    if isinstance(error, errors.BacklogFull | errors.RateLimited):
-        headers["Retry-After"] = str((error.details or {}).get("retry_after_seconds", 1))
     return JSONResponse(
-        native_body(error.code, error.message, error.details), status_code=status_of(error), headers=headers
+        native_body(error.code, error.message, error.details),
+        status_code=status_of(error),
+        headers=retry_headers(error),
     )
 
 

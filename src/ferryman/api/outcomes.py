@@ -40,6 +40,8 @@ def failure_of(job: Job) -> errors.FerrymanError:
     code, message = (job.error.code, job.error.message) if job.error else ("internal_error", "job failed")
     if job.state is JobState.CANCELLED:
         return errors.Conflict(f"job {job.id} was cancelled")
+    if code == "storage_unavailable":  # its insert was refused (JobService.wait raises this for waiters)
+        return errors.StorageUnavailable(f"job {job.id}: {message}", details={"retry_after_seconds": 2})
     if job.state is JobState.EXPIRED or code == "timeout":
         return errors.Timeout(f"job {job.id}: {message}")
     backend_code = message.partition(":")[0] if code == "worker_error" else code

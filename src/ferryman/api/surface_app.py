@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from ferryman import errors
 from ferryman.api.body_limit import BodySizeLimit
+from ferryman.api.errors import outage_of
 from ferryman.api.parsing import describe
 from ferryman.api.signed_urls import UrlSigner
 
@@ -47,7 +48,7 @@ def as_ferryman_error(exc: Exception) -> errors.FerrymanError | None:
     if isinstance(exc, HTTPException):
         cls = HTTP_ERRORS.get(exc.status_code, errors.FerrymanError)
         return cls(str(exc.detail))
-    return None
+    return outage_of(exc)
 
 
 def create_surface_app(

@@ -26,6 +26,8 @@ class LiveJob:
     crashed: set[str] = field(default_factory=set)
     avoid: set[str] = field(default_factory=set)
     lease_expires_mono: float = 0.0
+    # the job as readers see it from its end until its outcome is committed
+    pending: Job | None = None
     dispatched_mono: float = 0.0
     dispatched_at: float | None = None
     started_at: float | None = None

@@ -25,6 +25,13 @@ class NodeMetrics:
             registry=registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
+        self.outcome_write_failures = Counter(
+            "ferryman_outcome_write_failures_total",
+            "Tries to record a job's outcome that the store did not take (each is retried with backoff), by "
+            "kind: outage (unreachable, connection lost) or refused (the store rejected what it held).",
+            ["region", "kind"],
+            registry=registry,
+        )
         self.stale_messages = Counter(
             "ferryman_stale_worker_messages_total",
             "Worker messages rejected for an old fence token.",
@@ -50,6 +57,11 @@ class NodeGauges(Collector):
         )
         workers = GaugeMetricFamily("ferryman_workers_connected", "Connected workers.", labels=["region"])
         free = GaugeMetricFamily("ferryman_worker_free_slots", "Free worker slots.", labels=["region"])
+        unwritten = GaugeMetricFamily(
+            "ferryman_unwritten_outcomes",
+            "Jobs that ended but whose outcome the store has not taken yet (retrying with backoff).",
+            labels=["region"],
+        )
         for snap in self._snapshots():
             region = snap["region"]
             for state, count in snap["jobs"].items():
@@ -58,4 +70,5 @@ class NodeGauges(Collector):
                 depth.add_metric([region, model, priority], count)
             workers.add_metric([region], snap["workers"])
             free.add_metric([region], snap["free_slots"])
-        yield from (jobs, depth, workers, free)
+            unwritten.add_metric([region], snap.get("unwritten_outcomes", 0))
+        yield from (jobs, depth, workers, free, unwritten)

@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from ferryman import protocol as p
+from ferryman import store
 from ferryman.clock import Clock
 from ferryman.dispatch.fairshare import ModelQueues
 from ferryman.dispatch.live import LiveJob
@@ -26,7 +27,7 @@ from ferryman.dispatch.metrics import NodeMetrics
 from ferryman.dispatch.registry import WorkerConn
 from ferryman.dispatch.signals import FleetSnapshot, NodeObserver, WorkerSnapshot
 from ferryman.dispatch.timers import TimerHeap
-from ferryman.errors import BacklogFull
+from ferryman.errors import BacklogFull, StorageUnavailable
 from ferryman.jobs import Job, JobEvents, JobFailure, JobRepository, JobState, ModelInfo, QueueInfo, Timings
 from ferryman.types import JobId, Priority, Region, Task
 
@@ -42,12 +43,37 @@ class NodeSettings:
     backlog_cap: int = 100_000
     event_retention_seconds: float = 10.0
     quarantine_after_failures: int = 5
+    # an outcome the store did not take is retried after this, doubling up to the max (docs/jobs.md)
+    outcome_retry_first_seconds: float = 0.05
+    outcome_retry_max_seconds: float = 5.0
+    # how long a cancel waits for its outcome to commit before answering storage_unavailable
+    cancel_commit_wait_seconds: float = 5.0
 
 
 OnFinished = Callable[[Job], None]
 EPOCH_SHIFT = 32
 PICK_AMONG = 8
 COMPACT_SLACK = 1024  # timer entries of finished jobs tolerated before the heaps are rebuilt
+
+
+UNSTORABLE = "outcome_unstorable"
+
+
+class _NodeStopping(Exception):
+    """The node stopped while an outcome waited for a retry: the job stays unfinished and a restart re-queues it."""
+
+
+def _unstorable(job: Job, refused: BaseException) -> Job:
+    """The same outcome, failed and without its result: what is written when the store refuses the whole."""
+    return dataclasses.replace(
+        job,
+        state=JobState.FAILED,
+        result=None,
+        error=JobFailure(
+            UNSTORABLE,
+            f"the store refused this job's outcome ({type(refused).__name__}); it was recorded without it",
+        ),
+    )
 
 
 def _log_failed_write(written: asyncio.Future[Any]) -> None:
@@ -83,6 +109,8 @@ class QueueNode:
         self._ticker: asyncio.Task[None] | None = None
         self._fence_base = 0
         self._observers: tuple[NodeObserver, ...] = ()
+        self._unwritten = 0  # jobs whose outcome the store refused at least once and has not yet taken
+        self._stopping = asyncio.Event()
 
     # -- lifecycle
 
@@ -104,6 +132,7 @@ class QueueNode:
         self._ticker = asyncio.create_task(self._tick_forever(), name=f"node-ticker-{self.region}")
 
     async def stop(self) -> None:
+        self._stopping.set()  # outcomes waiting for a retry give up; a restart re-queues their jobs
         if self._ticker:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -182,8 +211,11 @@ class QueueNode:
         self._pump_model(live.job.model)
 
     def live_job(self, job_id: JobId) -> Job | None:
+        """The job as the node holds it; one whose outcome is not committed yet is shown as it was before."""
         live = self._live.get(job_id)
-        return live.snapshot() if live is not None and not live.state.is_terminal else None
+        if live is None:
+            return None
+        return live.pending if live.state.is_terminal else live.snapshot()
 
     def queue_info(self, job_id: JobId) -> QueueInfo | None:
         live = self._live.get(job_id)
@@ -212,7 +244,14 @@ class QueueNode:
             self._stop_on_worker(live, "cancelled")
         # shielded: a caller that goes away mid-cancel must not leave the job recorded but never announced
         ended = self._end(live, JobState.CANCELLED, error=JobFailure("cancelled", "cancelled by the client"))
-        return await asyncio.shield(ended)
+        try:
+            return await asyncio.wait_for(asyncio.shield(ended), self._settings.cancel_commit_wait_seconds)
+        except TimeoutError:
+            raise StorageUnavailable(
+                f"job {job_id} is cancelled, but the store has not recorded it yet; it will be once the store "
+                "answers again",
+                details={"retry_after_seconds": 2},
+            ) from None
 
     def snapshot(self) -> dict[str, Any]:
         jobs = {s.value: 0 for s in (JobState.QUEUED, JobState.DISPATCHED, JobState.RUNNING)}
@@ -226,6 +265,7 @@ class QueueNode:
             "depth": depth,
             "workers": len(self._workers),
             "free_slots": sum(w.free_slots for w in self._workers.values() if not w.draining),
+            "unwritten_outcomes": self._unwritten,
         }
 
     def fleet_snapshot(self, model: str) -> FleetSnapshot:
@@ -395,37 +435,117 @@ class QueueNode:
         self._events.publish(live.id, "status", {"state": "queued", "requeued": True})
         self._queue(live, front=True)
 
-    def _end(self, live: LiveJob, state: JobState, **outcome: Any) -> asyncio.Task[Job]:
+    def _end(
+        self, live: LiveJob, state: JobState, *, announce_first: bool = False, **outcome: Any
+    ) -> asyncio.Task[Job]:
         """End a job now (no message for it is accepted from here on) and record it in the background."""
+        live.pending = live.snapshot()  # what readers see until the outcome is committed
         live.state = state
-        return self._spawn(self._finish(live, state, **outcome))
+        return self._spawn(self._finish(live, state, announce_first=announce_first, **outcome))
 
     async def _finish(
         self,
         live: LiveJob,
         state: JobState,
         *,
+        announce_first: bool = False,
         result: dict[str, Any] | None = None,
         usage: dict[str, Any] | None = None,
         error: JobFailure | None = None,
         timings: Timings | None = None,
     ) -> Job:
-        """Record a terminal state durably, then tell waiters, webhooks and metrics. At most once per job."""
+        """Record a terminal state durably, then tell waiters, webhooks and metrics. At most once per job.
+
+        The write is retried until it commits (docs/jobs.md, "Outcome durability"); meanwhile the job stays in
+        memory and readers see it as it stood before its outcome. Only a job the store never acknowledged
+        (`abandon`) is announced before its write.
+        """
         live.state = state
         job = live.snapshot(
             finished_at=self._clock.now(), result=result, usage=usage, error=error, timings=timings
         )
+        if announce_first:
+            self._announce(job)
         try:
-            await self._repo.finish(job, result=result)
+            job = await self._commit_outcome(job, result)
+        except _NodeStopping:
+            log.warning("job.outcome_unrecorded_at_stop", job_id=job.id, region=self.region)
+            return job
         finally:
             self._live.pop(live.id, None)
-        self._metrics.jobs_total.labels(self.region, state.value).inc()
+        if not announce_first:
+            self._announce(job)
+        return job
+
+    async def _commit_outcome(self, job: Job, result: dict[str, Any] | None) -> Job:
+        """Write `job`'s outcome until the store takes it; returns the job as committed.
+
+        An outage is waited out with exponential backoff. A write the store refuses for what it holds (not an
+        outage) is replaced once by the same outcome without its result, failed as `outcome_unstorable`, so the
+        job still ends; that smaller record is then retried like any other.
+        """
+        delay = self._settings.outcome_retry_first_seconds
+        failures = 0
+        try:
+            while True:
+                try:
+                    await self._repo.finish(job, result=result)
+                    return job
+                except Exception as exc:
+                    outage = store.is_outage(exc)
+                    failures += 1
+                    if failures == 1:
+                        self._unwritten += 1
+                    self._metrics.outcome_write_failures.labels(
+                        self.region, "outage" if outage else "refused"
+                    ).inc()
+                    log.warning(
+                        "job.outcome_write_failed",
+                        job_id=job.id,
+                        region=self.region,
+                        error=type(exc).__name__,
+                        outage=outage,
+                        failures=failures,
+                        retry_in_seconds=round(delay, 3),
+                    )
+                    if not outage and (job.error is None or job.error.code != UNSTORABLE):
+                        job, result = _unstorable(job, exc), None
+                        continue
+                    await self._pause(delay)
+                    delay = min(delay * 2, self._settings.outcome_retry_max_seconds)
+        finally:
+            if failures:
+                self._unwritten -= 1
+                log.info("job.outcome_written", job_id=job.id, region=self.region, failures=failures)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep between two tries of an outcome write; raise _NodeStopping as soon as the node stops."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        if self._stopping.is_set():
+            raise _NodeStopping
+
+    def _announce(self, job: Job) -> None:
+        self._metrics.jobs_total.labels(self.region, job.state.value).inc()
         self._events.finish(job, self._clock.monotonic())
         if self._on_finished is not None:
             self._on_finished(job)
         for observer in self._observers:
             observer.job_finished(job, self._clock.monotonic())
-        return job
+
+    def abandon(self, job_id: JobId, failure: JobFailure) -> bool:
+        """Fail a job whose insert the store refused. Nobody was told it exists, so its failure is announced
+        at once instead of after a commit to a store that is failing; it is still written (retried) in case the
+        insert did land. False if the node no longer holds it as unfinished."""
+        live = self._live.get(job_id)
+        if live is None or live.state.is_terminal:
+            return False
+        if live.state is JobState.QUEUED:
+            self._queues[live.job.model].discard(live)
+        else:
+            self._stop_on_worker(live, "cancelled")
+        self._end(live, JobState.FAILED, announce_first=True, error=failure)
+        return True
 
     # -- workers
 

@@ -71,6 +71,15 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def storable_text(value: str | None) -> str | None:
+    """Text a worker or backend wrote, made storable in any store: PostgreSQL's text columns take neither NUL
+    nor a lone surrogate (asyncpg refuses the whole statement, and the job's outcome with it), so both are
+    written as visible escapes."""
+    if value is None:
+        return None
+    return value.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class JobRepository:
     def __init__(
         self,
@@ -225,7 +234,11 @@ class JobRepository:
         self, job_id: JobId, *, fence: int, attempts: int, worker_id: str, dispatched_at: float | None
     ) -> asyncio.Future[Any]:
         params = dict(
-            job_id=job_id, fence=fence, attempts=attempts, worker_id=worker_id, dispatched_at=dispatched_at
+            job_id=job_id,
+            fence=fence,
+            attempts=attempts,
+            worker_id=storable_text(worker_id),
+            dispatched_at=dispatched_at,
         )
 
         def write(conn: Connection) -> None:
@@ -243,14 +256,14 @@ class JobRepository:
             state=job.state.value,
             finished_at=job.finished_at,
             usage=_dumps(job.usage) if job.usage else None,
-            error_code=job.error.code if job.error else None,
-            error_message=job.error.message if job.error else None,
+            error_code=storable_text(job.error.code) if job.error else None,
+            error_message=storable_text(job.error.message) if job.error else None,
             wait_ms=job.timings.wait_ms,
             worker_rtt_ms=job.timings.worker_rtt_ms,
             work_ms=job.timings.work_ms,
             attempts=job.attempts,
             fence=job.fence,
-            worker_id=job.worker_id,
+            worker_id=storable_text(job.worker_id),
             dispatched_at=job.dispatched_at,
             started_at=job.started_at,
             crashed_workers=_dumps(list(job.crashed_workers)),

@@ -10,14 +10,27 @@ from typing import Any
 import structlog
 
 from ferryman.clock import Clock
-from ferryman.errors import Conflict, InvalidRequest, NotFound
+from ferryman.errors import Conflict, InvalidRequest, NotFound, StorageUnavailable
 from ferryman.jobs import webhooks
 from ferryman.jobs.events import JobEvents
-from ferryman.jobs.models import Job, JobEvent, JobPage, JobSpec, JobState, ModelInfo, QueueClient, QueueInfo
+from ferryman.jobs.models import (
+    Job,
+    JobEvent,
+    JobFailure,
+    JobPage,
+    JobSpec,
+    JobState,
+    ModelInfo,
+    QueueClient,
+    QueueInfo,
+)
 from ferryman.jobs.repository import DuplicateIdempotencyKey, JobRepository
 from ferryman.types import JobId, OrgId, Region, Task, new_id
 
 log = structlog.get_logger(__name__)
+
+# the failure of a sync job whose insert the store refused: its waiter is answered 503, not with a job
+NOT_STORED = "storage_unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +65,6 @@ class JobService:
     ) -> None:
         self._repos, self._nodes, self._events = repos, nodes, events
         self._clock, self._settings = clock, settings
-        self._pending: set[asyncio.Future[Any]] = set()
 
     def model_info(self, region: Region, model: str) -> ModelInfo | None:
         return self._nodes[region].model_info(model)
@@ -118,9 +130,8 @@ class JobService:
     def _check_insert(self, written: asyncio.Future[Any], job: Job) -> None:
         if not written.cancelled() and written.exception() is not None:
             log.error("job.insert_failed", job_id=job.id, error=type(written.exception()).__name__)
-            task = asyncio.ensure_future(self._nodes[job.region].cancel(job.id))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            failure = JobFailure(NOT_STORED, "the store did not take the job; nothing ran; submit it again")
+            self._nodes[job.region].abandon(job.id, failure)
 
     async def _replay(self, repo: JobRepository, spec: JobSpec) -> Job | None:
         assert spec.idempotency_key is not None
@@ -194,6 +205,11 @@ class JobService:
                 return job
         final = await self._events.wait_final(job_id, timeout)
         if final is not None and final.org_id == org_id:
+            if final.error is not None and final.error.code == NOT_STORED:
+                raise StorageUnavailable(
+                    f"the store is unavailable; job {job_id} was not recorded and did not run; submit it again",
+                    details={"retry_after_seconds": 2},
+                )
             return final
         job, _ = await self.get(org_id, job_id)
         return job

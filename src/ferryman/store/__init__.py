@@ -3,7 +3,8 @@
 from ferryman.store import tables
 from ferryman.store.blobs import LocalBlobStore
 from ferryman.store.engine import create_engine
+from ferryman.store.faults import is_outage
 from ferryman.store.migrate import migrate
 from ferryman.store.writer import StoreWriter
 
-__all__ = ["LocalBlobStore", "StoreWriter", "create_engine", "migrate", "tables"]
+__all__ = ["LocalBlobStore", "StoreWriter", "create_engine", "is_outage", "migrate", "tables"]

@@ -9,7 +9,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from ferryman import errors
-from ferryman.api.errors import status_of
+from ferryman.api.errors import retry_headers, status_of
 from ferryman.api.outcomes import failure_of
 from ferryman.jobs import Job, JobEvent, JobService, JobState
 
@@ -32,9 +32,7 @@ def error_body(status: int, message: str) -> dict[str, Any]:
 
 def render_error(error: errors.FerrymanError) -> JSONResponse:
     status = status_of(error)
-    headers = {}
-    if isinstance(error, errors.BacklogFull | errors.RateLimited):
-        headers["Retry-After"] = str((error.details or {}).get("retry_after_seconds", 1))
+    headers = retry_headers(error)
     return JSONResponse(error_body(status, error.message), status_code=status, headers=headers)
 
 

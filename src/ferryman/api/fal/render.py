@@ -8,7 +8,7 @@ from urllib.parse import quote
 from starlette.responses import JSONResponse
 
 from ferryman import errors
-from ferryman.api.errors import status_of
+from ferryman.api.errors import retry_headers, status_of
 from ferryman.api.signed_urls import UrlSigner, with_media_urls
 from ferryman.jobs import Job, JobState, QueueInfo
 from ferryman.types import Task
@@ -30,9 +30,7 @@ def accepted(origin: str, job: Job, queue: QueueInfo | None = None) -> dict[str,
 
 
 def render_error(error: errors.FerrymanError) -> JSONResponse:
-    headers = {}
-    if isinstance(error, errors.BacklogFull | errors.RateLimited):
-        headers["Retry-After"] = str((error.details or {}).get("retry_after_seconds", 1))
+    headers = retry_headers(error)
     code = str((error.details or {}).get("code") or error.code)
     return JSONResponse(
         {"detail": error.message, "error_type": code}, status_code=status_of(error), headers=headers

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 
 from ferryman.api.body_limit import BodySizeLimit
 from ferryman.api.deps import authenticate
-from ferryman.api.errors import HTTP_CODES, native_body, render_internal_error, render_native_error
+from ferryman.api.errors import HTTP_CODES, native_body, outage_of, render_internal_error, render_native_error
 from ferryman.api.native import (
     audit,
     fleet,
@@ -52,6 +52,8 @@ async def _on_http_error(_: Request, exc: Exception) -> Response:
 
 
 async def _on_unexpected(_: Request, exc: Exception) -> Response:
+    if (outage := outage_of(exc)) is not None:
+        return render_native_error(outage)
     return render_internal_error(exc)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from starlette.responses import JSONResponse
 
 from ferryman import errors
-from ferryman.api.errors import status_of
+from ferryman.api.errors import retry_headers, status_of
 from ferryman.api.outcomes import failure_of
 from ferryman.jobs import Job, JobEvent, JobService, JobState
 
@@ -47,9 +47,7 @@ def param_of(error: errors.FerrymanError) -> str | None:
 def render_error(error: errors.FerrymanError) -> JSONResponse:
     status = status_of(error)
     code = str((error.details or {}).get("code") or error.code)
-    headers = {}
-    if isinstance(error, errors.BacklogFull | errors.RateLimited):
-        headers["Retry-After"] = str((error.details or {}).get("retry_after_seconds", 1))
+    headers = retry_headers(error)
     return JSONResponse(
         error_body(status, error.message, code=code, param=param_of(error)),
         status_code=status,
