@@ -7,8 +7,14 @@ from collections.abc import Generator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.capabilities import STRICT_ENV, strict
+
+# Every property test: no per-example deadline and no too_slow health check, which fail on a loaded machine
+# for reasons that say nothing about the code; the number and size of examples bound the run instead.
+settings.register_profile("ferryman", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ferryman")
 
 
 def pytest_configure(config: pytest.Config) -> None:
