@@ -39,7 +39,12 @@ VERSION = "0.3.36"
 _CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
 WHEELS = Path(os.environ.get("FERRYMAN_WHEEL_DIR") or _CACHE / "ferryman" / "wheels" / "llama-cpp-python")
 
-_COMMON = ["-DGGML_NATIVE=OFF", "-DGGML_BACKEND_DL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF"]
+_COMMON = [
+    "-DGGML_NATIVE=OFF",
+    "-DGGML_BACKEND_DL=OFF",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+]
 _NO_WIDE = [
     "-DGGML_AVX512=OFF",
     "-DGGML_AVX512_VBMI=OFF",
@@ -275,7 +280,9 @@ def _already_good() -> str | None:
 
 def _record(profile: Profile, wheel: Path) -> None:
     _marker().write_text(
-        json.dumps({"profile": profile.name, "key": wheel.parent.name, "version": VERSION, "machine": _machine()})
+        json.dumps(
+            {"profile": profile.name, "key": wheel.parent.name, "version": VERSION, "machine": _machine()}
+        )
     )
 
 
