@@ -112,8 +112,7 @@ class WorkerAgent:
             if self._draining.is_set():
                 await self._send(p.Drain())
             async for frame in ws:
-                if isinstance(frame, str):
-                    self._on_frame(p.decode_node_message(frame))
+                self._receive(frame)
                 if self._draining.is_set() and not self._running:
                     break
         finally:
@@ -148,6 +147,19 @@ class WorkerAgent:
                 models=[o.name for o in offers],
                 slots=self._settings.slots,
             )
+
+    def _receive(self, frame: str | bytes) -> None:
+        """Act on one frame from the node. A frame that is not a valid node message (a node of another version,
+        a proxy mangling traffic) is logged and dropped: the jobs this worker runs and the connection go on."""
+        if isinstance(frame, bytes):
+            log.error("worker.bad_frame", error="binary frame; the protocol sends text", bytes=len(frame))
+            return
+        try:
+            message = p.decode_node_message(frame)
+        except p.ProtocolError as exc:  # its message names the problem, never the frame's content
+            log.error("worker.bad_frame", error=str(exc), bytes=len(frame.encode()))
+            return
+        self._on_frame(message)
 
     def _on_frame(self, message: p.Message) -> None:
         if isinstance(message, p.JobDispatch):
