@@ -7,10 +7,10 @@ cache, which is keyed by name and version only, hands the same broken wheel to e
 
 So the wheel is built here with a fixed, portable instruction set (a *profile*), into
 ``~/.cache/ferryman/wheels/llama-cpp-python/<key>/`` (``FERRYMAN_WHEEL_DIR`` moves it), where the key hashes
-the version, the interpreter, the architecture and the exact CMake flags; it is installed from that directory only (``--no-index``), never from pip's cache. After
-installing, a child process loads the real model and generates a few tokens: a profile that faults on this
-machine is recorded as refused and the next, more conservative one is built. Standard library only: this runs
-before Ferryman itself is installed.
+the version, the interpreter, the architecture and the exact CMake flags; it is installed from that file
+only, never from an index or pip's cache. After installing, a child process loads the real model and generates
+a few tokens: a profile that faults on this kind of CPU is recorded as refused there and the next, more
+conservative one is built. Standard library only: this runs before Ferryman itself is installed.
 
     python tools/local_model_wheel.py            # build if needed, install, smoke-test; prints tokens/s
     python tools/local_model_wheel.py --profile x86-64-v2 --bench
@@ -228,11 +228,13 @@ except Exception as exc:  # the model package is installed with the rest of the 
     sys.exit(3)
 llm = llama_cpp.Llama(model_path=str(model), n_ctx=512, n_threads=int(sys.argv[1]), verbose=False)
 tokens = int(sys.argv[2])
-llm("Hello", max_tokens=4)
+prompt = llm.tokenize(b"Once upon a time, a ferryman")
+list(zip(range(2), llm.generate(prompt, temp=0.0)))  # warm up
+llm.reset()
 start = time.perf_counter()
-out = llm("Write a short story about a ferry.", max_tokens=tokens, temperature=0.0)
+made = sum(1 for _ in zip(range(tokens), llm.generate(prompt, temp=0.0)))  # exactly n tokens: no stop at EOS
 elapsed = time.perf_counter() - start
-print(f"tokens-per-second {out['usage']['completion_tokens'] / elapsed:.1f}")
+print(f"tokens-per-second {made / elapsed:.1f}")
 """
 
 
