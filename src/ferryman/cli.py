@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import json
+import shlex
 import shutil
 import signal
 import socket
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,6 +22,10 @@ from ferryman.cli_identity import identity_app
 from ferryman.cli_worker import run_on_uvloop, worker
 from ferryman.config import Settings
 from ferryman.logs import configure_logging
+from ferryman.types import Region, Task
+
+if TYPE_CHECKING:
+    from ferryman.dispatch import QueueNode
 
 T = TypeVar("T")
 
@@ -57,6 +64,51 @@ async def _wait_for_signal() -> None:
     await stop.wait()
 
 
+# the tasks of the backends `ferryman up` starts, so each region's node takes jobs for their models before the
+# workers have connected (tests/test_cli_up.py keeps this equal to what the backends offer)
+LOCAL_BACKEND_TASKS: dict[str, frozenset[Task]] = {
+    "echo": frozenset(Task),
+    "llamacpp": frozenset({Task.CHAT, Task.COMPLETION, Task.EMBEDDINGS}),
+    "espeak": frozenset({Task.SPEECH}),
+    "pocketsphinx": frozenset({Task.TRANSCRIPTION}),
+}
+READY_POLL_SECONDS = 0.25
+
+
+def _say(text: str, style: str | None = None) -> None:
+    """A console line as it is: no markup read into it (it may quote a worker's stderr), no wrapping."""
+    console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+
+
+def _try_curl(url: str, settings: Settings, model: str) -> str:
+    """The README's first request, for this server and model."""
+    body = json.dumps(
+        {
+            "task": "chat",
+            "model": model,
+            "wait": 60,
+            "input": {"messages": [{"role": "user", "content": "Say hello in French."}], "max_tokens": 32},
+        }
+    )
+    token = shlex.quote(str(settings.data_dir / "admin-token"))
+    return f'curl -s {url}/v1/jobs -H "Authorization: Bearer $(cat {token})" -d {shlex.quote(body)}'
+
+
+async def _announce_ready(
+    nodes: Mapping[Region, QueueNode], model: str, given_up: set[Region], try_it: str
+) -> None:
+    """Print one line each time `model` becomes warm in every region still trying (again after a restart)."""
+    announced = False
+    while True:
+        trying = [r for r in nodes if r not in given_up]
+        warm = [r.value for r in trying if model in nodes[r].model_readiness()["warm"]]
+        all_warm = bool(trying) and len(warm) == len(trying)
+        if all_warm and not announced:
+            _say(f"ready: {model} warm in {', '.join(warm)} — try: {try_it}", "bold green")
+        announced = all_warm
+        await asyncio.sleep(READY_POLL_SECONDS)
+
+
 def _speech_backends() -> list[tuple[str, str]]:
     """(backend, model) of the speech engines installed here: espeak-ng for speech, pocketsphinx to transcribe."""
     found = []
@@ -69,7 +121,7 @@ def _speech_backends() -> list[tuple[str, str]]:
 
 async def _serve(settings: Settings, *, with_workers: bool) -> None:
     from ferryman.server import ApiServer, StartupFailed
-    from ferryman.supervisor import WorkerCommand, WorkerSupervisor, worker_argv
+    from ferryman.supervisor import RestartPolicy, WorkerCommand, WorkerSupervisor, worker_argv
 
     server = ApiServer(settings)
     try:
@@ -87,10 +139,13 @@ async def _serve(settings: Settings, *, with_workers: bool) -> None:
     else:
         console.print(f"Admin API token: in {settings.data_dir / 'admin-token'}")
     supervisor = None
+    watcher: asyncio.Task[None] | None = None
     if with_workers:
         backend = "echo" if settings.dev else "llamacpp"
         model = "echo-1" if settings.dev else settings.model_name
         commands = []
+        serves: dict[str, tuple[Region, str]] = {}  # command name -> (region, model)
+        nodes = server.container.nodes
         ca = ["--ca-file", str(settings.tls_ca_file)] if settings.tls_ca_file else []
         # with --autoscale the autoscaler starts (and stops) the model's workers; speech stays a fixed set
         served = ([] if settings.autoscale else [(backend, model)]) + (
@@ -110,8 +165,29 @@ async def _serve(settings: Settings, *, with_workers: bool) -> None:
                 commands.append(
                     WorkerCommand(f"worker-{region}-{name}", argv, {"FERRYMAN_WORKER_TOKEN": token})
                 )
-        supervisor = WorkerSupervisor(commands)
+                serves[commands[-1].name] = (Region(region), served_model)
+                nodes[Region(region)].expect_model(served_model, LOCAL_BACKEND_TASKS[name])
+        given_up: set[Region] = set()
+
+        def on_give_up(command: WorkerCommand) -> None:
+            region, served_model = serves[command.name]
+            nodes[region].forget_expected(served_model)
+            if served_model == model:
+                given_up.add(region)
+
+        supervisor = WorkerSupervisor(
+            commands,
+            policy=RestartPolicy(
+                healthy_after_seconds=settings.worker_healthy_after_seconds,
+                give_up_after=settings.worker_give_up_after,
+            ),
+            report=lambda text: _say(text, "red"),
+            on_give_up=on_give_up,
+        )
         supervisor.start()
+        watcher = asyncio.create_task(
+            _announce_ready(nodes, model, given_up, _try_curl(url, settings, model))
+        )
         console.print(
             f"Started {len(commands)} local workers ({backend}, model {model}). Ctrl-C stops everything."
         )
@@ -121,6 +197,8 @@ async def _serve(settings: Settings, *, with_workers: bool) -> None:
     server_done = asyncio.create_task(server.wait())
     await asyncio.wait([waiter, server_done], return_when=asyncio.FIRST_COMPLETED)
     console.print("Stopping: draining workers…")
+    if watcher is not None:
+        watcher.cancel()
     if supervisor is not None:
         await supervisor.stop()
     if server.container.autoscaler is not None:

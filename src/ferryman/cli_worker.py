@@ -118,10 +118,7 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, agent.drain)
-        warm_up = getattr(chosen, "warm_up", None)
-        if warm_up is not None:
-            await warm_up()
-        await agent.run()
+        await agent.run()  # registers at once, warms the backend up meanwhile (docs/worker-protocol.md)
 
     try:
         run_on_uvloop(main())

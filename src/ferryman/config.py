@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     regions: list[str] = Field(default_factory=lambda: ["us", "eu"], description="Regions this API serves.")
     max_body_bytes: int = Field(4 * 1024 * 1024, description="Largest request body accepted (413 above it).")
     max_header_bytes: int = Field(
-        32 * 1024, description="Largest request header block (request line and headers) accepted (431 above it)."
+        32 * 1024,
+        description="Largest request header block (request line and headers) accepted (431 above it).",
     )
     max_headers: int = Field(100, description="Most request header lines accepted (431 above it).")
     header_timeout_seconds: float = Field(
@@ -76,9 +77,19 @@ class Settings(BaseSettings):
         False,
         description="Allow webhook URLs on private, loopback or link-local addresses (local development).",
     )
-    webhook_max_attempts: int = Field(6, description="Delivery attempts per webhook before giving up.")
+    allow_private_input_urls: bool = Field(
+        False,
+        description="Allow image and audio URLs in job inputs on addresses that are not publicly routable "
+        "(local development); a backend would fetch them from inside your network.",
+    )
+    webhook_max_attempts: int = Field(
+        12, description="Delivery attempts per webhook before it is abandoned (counted across restarts)."
+    )
     webhook_backoff_seconds: float = Field(
         1.0, description="First retry delay of a webhook; doubles each attempt."
+    )
+    webhook_max_backoff_seconds: float = Field(
+        1800.0, description="Longest delay between two webhook attempts."
     )
     webhook_timeout_seconds: float = Field(10.0, description="Timeout of one webhook delivery attempt.")
     event_retention_seconds: float = Field(
@@ -95,6 +106,14 @@ class Settings(BaseSettings):
         "smollm2-135m", description="Name under which `ferryman up` serves its local model."
     )
     worker_slots: int = Field(1, description="Slots of each local worker `ferryman up` starts.")
+    worker_healthy_after_seconds: float = Field(
+        60.0,
+        description="A local worker of `ferryman up` that ran this long before it died was healthy: its "
+        "restart backoff starts over. A shorter run is a quick failure.",
+    )
+    worker_give_up_after: int = Field(
+        5, description="Quick failures in a row after which `ferryman up` stops restarting a local worker."
+    )
     tls_cert_file: Path | None = Field(
         None, description="PEM certificate (chain) to serve HTTPS and WSS with; plain HTTP when unset."
     )

@@ -6,7 +6,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import httpx
 import structlog
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -37,7 +36,9 @@ class Container:
 def _notify_webhook(sender: jobs.WebhookSender, job: jobs.Job) -> None:
     if job.webhook_url:
         sender.send(
+            region=job.region.value,
             org_id=job.org_id,
+            job_id=job.id,
             url=job.webhook_url,
             event=f"job.{job.state.value}",
             data={"id": job.id, "status": job.state.value, "task": job.task.value, "model": job.model},
@@ -59,16 +60,17 @@ async def open_container(settings: Settings, *, clock: Clock | None = None) -> A
         accounts = _open_accounts(settings, engine=global_engine, writer=global_writer, clock=clock)
         identity_service = accounts.identity
 
-        http = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+        http = jobs.webhook_client(
+            timeout_seconds=settings.webhook_timeout_seconds, allow_private=settings.allow_private_webhooks
+        )
         stack.push_async_callback(http.aclose)
         webhooks = jobs.WebhookSender(
             client=http,
             secret_for=identity_service.webhook_secret,
-            allow_private=settings.allow_private_webhooks,
             max_attempts=settings.webhook_max_attempts,
             backoff_seconds=settings.webhook_backoff_seconds,
+            max_backoff_seconds=settings.webhook_max_backoff_seconds,
         )
-        stack.push_async_callback(webhooks.aclose)
 
         registry = CollectorRegistry()
         metrics = dispatch.NodeMetrics(registry)
@@ -97,6 +99,7 @@ async def open_container(settings: Settings, *, clock: Clock | None = None) -> A
                 engine=engine,
                 writer=writer,
             )
+            webhooks.add_region(region.value, jobs.WebhookOutbox(engine=engine, writer=writer, cipher=cipher))
             repos[region] = jobs.JobRepository(
                 region=region,
                 engine=engine,
@@ -116,6 +119,8 @@ async def open_container(settings: Settings, *, clock: Clock | None = None) -> A
             await node.start()
             stack.push_async_callback(node.stop)
             nodes[region] = node
+        webhooks.start()  # stopped first: its last writes land before the region writers stop
+        stack.push_async_callback(webhooks.aclose)
         registry.register(dispatch.NodeGauges(lambda: [n.snapshot() for n in nodes.values()]))
 
         job_service = jobs.JobService(
@@ -127,6 +132,7 @@ async def open_container(settings: Settings, *, clock: Clock | None = None) -> A
                 default_deadline_seconds=settings.default_deadline_seconds,
                 max_wait_seconds=settings.max_wait_seconds,
                 allow_private_webhooks=settings.allow_private_webhooks,
+                allow_private_input_urls=settings.allow_private_input_urls,
             ),
         )
         boot = await identity_service.bootstrap(settings.data_dir, regions)

@@ -68,6 +68,16 @@ class Register(Message):
     backend: str = ""
     hardware: dict[str, Any] = field(default_factory=dict)
     version: int = PROTOCOL_VERSION
+    # offered models still loading: the node sends no jobs for them until a `model_ready` (absent: all ready)
+    loading: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ModelReady(Message):
+    """A model the worker registered as loading has loaded: it takes jobs for it from now on."""
+
+    type: ClassVar[str] = "model_ready"
+    model: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +191,18 @@ class JobBlob:
 
 WORKER_MESSAGES: dict[str, type[Message]] = {
     m.type: m
-    for m in (Register, JobAccepted, JobProgress, JobChunk, JobResult, JobError, Drain, Pause, Resume)
+    for m in (
+        Register,
+        ModelReady,
+        JobAccepted,
+        JobProgress,
+        JobChunk,
+        JobResult,
+        JobError,
+        Drain,
+        Pause,
+        Resume,
+    )
 }
 NODE_MESSAGES: dict[str, type[Message]] = {
     m.type: m for m in (Registered, JobDispatch, JobCancel, ErrorMessage)
@@ -211,6 +232,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "payload": (dict,),
     "reason": (str,),
     "models": (list,),
+    "loading": (list,),
 }
 
 
@@ -244,6 +266,10 @@ def _decode(text: str | bytes, table: dict[str, type[Message]]) -> Message:
         kwargs[f.name] = value
     if "models" in kwargs:
         kwargs["models"] = tuple(_offer_from_wire(m) for m in kwargs["models"])
+    if "loading" in kwargs:
+        if not all(isinstance(name, str) for name in kwargs["loading"]):
+            raise ProtocolError(f"{kind}.loading must be a list of model names")
+        kwargs["loading"] = tuple(kwargs["loading"])
     try:
         return cls(**kwargs)
     except TypeError as exc:
@@ -258,6 +284,8 @@ def decode_worker_message(text: str | bytes) -> Message:
             raise ProtocolError(f"register.slots must be between 1 and 4096, got {message.slots}")
         if message.region not in {r.value for r in Region}:
             raise ProtocolError(f"unknown region {message.region!r}")
+        if unknown := set(message.loading) - {m.name for m in message.models}:
+            raise ProtocolError(f"register.loading names models it does not offer: {sorted(unknown)}")
     return message
 
 

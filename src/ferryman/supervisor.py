@@ -194,7 +194,8 @@ class WorkerSupervisor:
                     self._message(command, what, ran_seconds, lines, advice)
                     + f"\n  {failures} quick failures in a row (each within "
                     f"{self._policy.healthy_after_seconds:g} s of starting): not restarting it. Fix the cause "
-                    f"and start `ferryman up` again; to see it fail by hand: {self._hand_command(command)}"
+                    f"and start `ferryman up` again; to see it fail by hand (with FERRYMAN_WORKER_TOKEN set): "
+                    f"{self._hand_command(command)}"
                 )
                 if self._on_give_up is not None:
                     self._on_give_up(command)
@@ -214,8 +215,8 @@ class WorkerSupervisor:
     @staticmethod
     def _message(command: WorkerCommand, what: str, ran: float, lines: list[str], advice: str) -> str:
         head = f"worker {command.name} {what} after {ran:.1f} s"
-        quoted = "".join(f"\n  | {line}" for line in lines) if lines else "\n  (it wrote nothing to stderr)"
-        return f"{head}; its last lines:{quoted}\n  what to do: {advice}"
+        quoted = "; its last lines on stderr:" + "".join(f"\n  | {line}" for line in lines)
+        return f"{head}{quoted if lines else '; it wrote nothing to stderr'}\n  what to do: {advice}"
 
     @staticmethod
     def _hand_command(command: WorkerCommand) -> str:

@@ -30,16 +30,25 @@ MODEL_OFFERS = st.builds(
 )
 
 MESSAGES: dict[str, st.SearchStrategy[p.Message]] = {
-    "register": st.builds(
-        p.Register,
-        worker_id=TEXT,
-        region=st.sampled_from([r.value for r in Region]),
-        models=st.lists(MODEL_OFFERS, max_size=3).map(tuple),
-        slots=st.integers(1, 4096),
-        backend=TEXT,
-        hardware=JSON_OBJECTS,
-        version=st.integers(),
+    "register": st.lists(MODEL_OFFERS, max_size=3)
+    .map(tuple)
+    .flatmap(
+        lambda models: st.builds(
+            p.Register,
+            worker_id=TEXT,
+            region=st.sampled_from([r.value for r in Region]),
+            models=st.just(models),
+            slots=st.integers(1, 4096),
+            backend=TEXT,
+            hardware=JSON_OBJECTS,
+            version=st.integers(),
+            # only offered models may be loading
+            loading=st.lists(st.sampled_from([m.name for m in models]), unique=True).map(tuple)
+            if models
+            else st.just(()),
+        )
     ),
+    "model_ready": st.builds(p.ModelReady, model=TEXT),
     "job_accepted": st.builds(p.JobAccepted, job_id=TEXT, fence=FENCES),
     "job_progress": st.builds(
         p.JobProgress, job_id=TEXT, fence=FENCES, progress=st.none() | NUMBERS, message=st.none() | TEXT
@@ -97,6 +106,7 @@ FIELD_NAMES = sorted(
         "reason",
         "name",
         "tasks",
+        "loading",
     }
 )
 TYPE_NAMES = sorted(p.WORKER_MESSAGES) + sorted(p.NODE_MESSAGES)

@@ -182,7 +182,8 @@ def test_metrics_expose_jobs_queue_depth_dispatch_latency_and_workers(shared_ser
 def test_health_and_readiness_answer_without_a_token(shared_server: FerrymanServer) -> None:
     assert httpx.get(shared_server.url + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(shared_server.url + "/readyz").json()
-    assert ready == {"status": "ready", "regions": {"us": {"workers": 1}, "eu": {"workers": 1}}}
+    region = {"workers": 1, "models": {"warm": ["echo-1"], "starting": []}}
+    assert ready == {"status": "ready", "regions": {"us": region, "eu": region}}
 
 
 def test_wait_returns_202_with_current_state_when_the_job_is_slower(shared_server: FerrymanServer) -> None:

@@ -5,15 +5,28 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio
 import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import select
 
+from ferryman import privacy, store
 from ferryman.errors import InvalidRequest
-from ferryman.jobs import WebhookSender, check_url, new_webhook_secret, sign, verify
+from ferryman.jobs import (
+    WebhookOutbox,
+    WebhookSender,
+    check_url,
+    delivery_id,
+    new_webhook_secret,
+    sign,
+    verify,
+    webhook_client,
+)
+from ferryman.store import tables
 
 SECRET = new_webhook_secret()
 
@@ -221,27 +234,76 @@ async def serve() -> AsyncIterator[Receiver]:
         await server.wait_closed()
 
 
-async def deliver(receiver: Receiver, *, max_attempts: int = 3, allow_private: bool = True) -> None:
-    async def secret_for(org_id: str) -> str:
-        assert org_id == "org_a"
-        return SECRET
+@pytest.fixture
+async def outbox(tmp_path: Path) -> AsyncIterator[WebhookOutbox]:
+    """A real region store (SQLite) with its writer and cipher: the outbox the sender works from."""
+    engine = store.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'region.db'}")
+    await store.migrate(engine, "region")
+    writer = store.StoreWriter(engine, name="us")
+    writer.start()
+    cipher = privacy.PayloadCipher(
+        region="us",
+        master_key=privacy.load_or_create_master_key(tmp_path / "master.key"),
+        engine=engine,
+        writer=writer,
+    )
+    try:
+        yield WebhookOutbox(engine=engine, writer=writer, cipher=cipher)
+    finally:
+        await writer.stop()
+        await engine.dispose()
 
-    async with httpx.AsyncClient(timeout=5) as client:
-        sender = WebhookSender(
-            client=client,
-            secret_for=secret_for,
-            allow_private=allow_private,
-            max_attempts=max_attempts,
-            backoff_seconds=0.001,
+
+async def secret_for(org_id: str) -> str:
+    assert org_id == "org_a"
+    return SECRET
+
+
+def sender_for(client: httpx.AsyncClient, outbox: WebhookOutbox, *, max_attempts: int = 3) -> WebhookSender:
+    sender = WebhookSender(
+        client=client, secret_for=secret_for, max_attempts=max_attempts, backoff_seconds=0.001
+    )
+    sender.add_region("us", outbox)
+    sender.start()
+    return sender
+
+
+async def pending(outbox: WebhookOutbox) -> list[tuple[str, str, int]]:
+    async with outbox._engine.connect() as conn:  # noqa: SLF001 - the test reads the real table
+        rows = await conn.execute(
+            select(
+                tables.webhook_deliveries.c.id,
+                tables.webhook_deliveries.c.state,
+                tables.webhook_deliveries.c.attempts,
+            )
         )
-        sender.send(org_id="org_a", url=receiver.url, event="job.succeeded", data={"id": "job_us_1"})
+        return [tuple(r) for r in rows]
+
+
+async def deliver(
+    receiver: Receiver, outbox: WebhookOutbox, *, max_attempts: int = 3, allow_private: bool = True
+) -> None:
+    async with webhook_client(timeout_seconds=5, allow_private=allow_private) as client:
+        sender = sender_for(client, outbox, max_attempts=max_attempts)
+        sender.send(
+            region="us",
+            org_id="org_a",
+            job_id="job_us_1",
+            url=receiver.url,
+            event="job.succeeded",
+            data={"id": "job_us_1"},
+        )
         with anyio.fail_after(5):
-            await sender.aclose(grace_seconds=5)
+            while not any(state == "abandoned" for _, state, _ in await pending(outbox)) and (
+                not receiver.requests or await pending(outbox)
+            ):
+                await asyncio.sleep(0.01)
+        await sender.aclose()
 
 
 @pytest.mark.anyio
-async def test_webhook_sender_delivers_signed_event(serve: Receiver) -> None:
-    await deliver(serve)
+async def test_webhook_sender_delivers_signed_event(serve: Receiver, outbox: WebhookOutbox) -> None:
+    await deliver(serve, outbox)
 
     [received] = serve.requests
     assert (
@@ -252,10 +314,12 @@ async def test_webhook_sender_delivers_signed_event(serve: Receiver) -> None:
 
 
 @pytest.mark.anyio
-async def test_webhook_sender_retries_with_same_message_id_after_server_error(serve: Receiver) -> None:
+async def test_webhook_sender_retries_with_same_message_id_after_server_error(
+    serve: Receiver, outbox: WebhookOutbox
+) -> None:
     serve.statuses = [500, 200]
 
-    await deliver(serve)
+    await deliver(serve, outbox)
 
     assert ([r.body for r in serve.requests], len({r.headers["webhook-id"] for r in serve.requests})) == (
         [serve.requests[0].body] * 2,
@@ -264,16 +328,73 @@ async def test_webhook_sender_retries_with_same_message_id_after_server_error(se
 
 
 @pytest.mark.anyio
-async def test_webhook_sender_gives_up_after_max_attempts(serve: Receiver) -> None:
+async def test_webhook_sender_gives_up_after_max_attempts(serve: Receiver, outbox: WebhookOutbox) -> None:
     serve.statuses = [503]
 
-    await deliver(serve, max_attempts=3)
+    await deliver(serve, outbox, max_attempts=3)
 
     assert len(serve.requests) == 3
 
 
 @pytest.mark.anyio
-async def test_webhook_sender_sends_nothing_to_private_address_unless_allowed(serve: Receiver) -> None:
-    await deliver(serve, allow_private=False)
+async def test_webhook_sender_sends_nothing_to_private_address_unless_allowed(
+    serve: Receiver, outbox: WebhookOutbox
+) -> None:
+    await deliver(serve, outbox, allow_private=False)
 
     assert serve.requests == []
+
+
+# -- the outbox: deliveries outlive the sender
+
+
+@pytest.mark.anyio
+async def test_a_delivery_left_by_a_stopped_sender_is_sent_by_the_next_one_with_the_same_id(
+    serve: Receiver, outbox: WebhookOutbox
+) -> None:
+    serve.statuses = [503, 503, 204]
+    async with webhook_client(timeout_seconds=5, allow_private=True) as client:
+        first = sender_for(client, outbox, max_attempts=10)
+        first.send(
+            region="us", org_id="org_a", job_id="job_us_1", url=serve.url, event="job.succeeded", data={}
+        )
+        with anyio.fail_after(5):
+            while len(serve.requests) < 2:
+                await asyncio.sleep(0.01)
+        await first.aclose()
+        [(msg_id, state, attempts)] = await pending(outbox)
+        assert (state, attempts >= 1) == ("pending", True)
+
+        second = sender_for(client, outbox, max_attempts=10)  # a restart: nothing in memory, the row remains
+        with anyio.fail_after(5):
+            while await pending(outbox):
+                await asyncio.sleep(0.01)
+        await second.aclose()
+    assert {r.headers["webhook-id"] for r in serve.requests} == {msg_id}
+    assert serve.requests[-1].body == b'{"type":"job.succeeded","data":{}}'
+
+
+@pytest.mark.anyio
+async def test_the_same_event_of_a_job_is_queued_once_and_sealed_at_rest(outbox: WebhookOutbox) -> None:
+    sender = WebhookSender(
+        client=httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(204))),
+        secret_for=secret_for,
+        max_attempts=3,
+        backoff_seconds=1,
+    )
+    sender.add_region("us", outbox)  # not started: rows stay queued
+    for _ in range(2):
+        sender.send(
+            region="us",
+            org_id="org_a",
+            job_id="job_us_7",
+            url="https://93.184.216.34/hook",
+            event="job.succeeded",
+            data={"id": "job_us_7", "canary": "sealed-canary"},
+        )
+    await sender.aclose()
+    async with outbox._engine.connect() as conn:  # noqa: SLF001 - the test reads the real table
+        rows = (await conn.execute(select(tables.webhook_deliveries))).all()
+    assert len(rows) == 1
+    assert b"sealed-canary" not in rows[0].body and b"job_us_7" not in rows[0].body
+    assert rows[0].id == delivery_id("job_us_7", "job.succeeded")

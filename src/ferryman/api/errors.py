@@ -11,6 +11,13 @@ from ferryman import errors, store
 
 log = structlog.get_logger(__name__)
 
+
+class MethodNotAllowed(errors.FerrymanError):
+    """The path exists but not with this method. Only routing raises it, so it lives with the HTTP layer."""
+
+    code = "method_not_allowed"
+
+
 STATUS: dict[type[errors.FerrymanError], int] = {
     errors.InvalidRequest: 400,
     errors.InvalidJSON: 400,
@@ -20,6 +27,7 @@ STATUS: dict[type[errors.FerrymanError], int] = {
     errors.Conflict: 409,
     errors.InvalidTransition: 409,
     errors.Gone: 410,
+    MethodNotAllowed: 405,
     errors.PayloadTooLarge: 413,
     errors.RateLimited: 429,
     errors.BacklogFull: 429,

@@ -14,9 +14,19 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Per region: connected workers, the models warm there and the ones expected but still starting.
+
+    `status` is `starting` while any expected model is not warm yet, else `ready`; it answers 200 either way,
+    since the API takes jobs meanwhile (they wait as `worker_starting`).
+    """
     container: Container = request.state.container
-    regions = {r.value: {"workers": n.snapshot()["workers"]} for r, n in container.nodes.items()}
-    return JSONResponse({"status": "ready", "regions": regions})
+    models = {r.value: n.model_readiness() for r, n in container.nodes.items()}
+    regions = {
+        r.value: {"workers": n.snapshot()["workers"], "models": models[r.value]}
+        for r, n in container.nodes.items()
+    }
+    starting = any(m["starting"] for m in models.values())
+    return JSONResponse({"status": "starting" if starting else "ready", "regions": regions})
 
 
 async def metrics(request: Request) -> Response:

@@ -14,7 +14,8 @@ from starlette.responses import Response
 
 from ferryman import errors
 from ferryman.api.body_limit import BodySizeLimit
-from ferryman.api.errors import outage_of
+from ferryman.api.edge import RefuseNul, RenderUnexpected, allowed_methods
+from ferryman.api.errors import MethodNotAllowed, outage_of
 from ferryman.api.parsing import describe
 from ferryman.api.signed_urls import UrlSigner
 
@@ -27,7 +28,7 @@ HTTP_ERRORS: dict[int, type[errors.FerrymanError]] = {
     401: errors.Unauthenticated,
     403: errors.Forbidden,
     404: errors.NotFound,
-    405: errors.InvalidRequest,
+    405: MethodNotAllowed,
     409: errors.Conflict,
     413: errors.PayloadTooLarge,
     429: errors.RateLimited,
@@ -67,14 +68,23 @@ def create_surface_app(
     for router in routers:
         app.include_router(router)
 
-    async def on_error(_: Request, exc: Exception) -> Response:
+    def render_any(exc: Exception) -> Response:
         known = as_ferryman_error(exc)
         if known is None:  # anything else is a bug: log it whole, answer without leaking a thing
             log.error("request.failed", error=type(exc).__name__, exc_info=exc)
             return render_error(errors.FerrymanError("internal error; it was logged"))
         return render_error(known)
 
-    for exc_class in (errors.FerrymanError, RequestValidationError, HTTPException, Exception):
+    async def on_error(request: Request, exc: Exception) -> Response:
+        response = render_any(exc)
+        if response.status_code == 405:
+            response.headers["Allow"] = allowed_methods(request)
+        return response
+
+    for exc_class in (errors.FerrymanError, RequestValidationError, HTTPException):
         app.add_exception_handler(exc_class, on_error)
+    # innermost first: NUL refusal sees bodies the size limit has bounded; RenderUnexpected is outermost
+    app.add_middleware(RefuseNul, render=render_error)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, render=render_error)
+    app.add_middleware(RenderUnexpected, render=render_any)
     return app

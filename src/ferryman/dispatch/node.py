@@ -102,6 +102,8 @@ class QueueNode:
         # per model, the workers that take jobs now, in rotation order: dispatch looks at a few, not at all
         self._free: dict[str, dict[WorkerConn, None]] = {}
         self._catalog: dict[str, frozenset[Task]] = {}
+        # models whose local workers are starting (declared by `ferryman up` before they connect)
+        self._expected: dict[str, frozenset[Task]] = {}
         self._service_seconds: dict[str, float] = {}
         self._leases = TimerHeap()
         self._deadlines = TimerHeap()
@@ -159,8 +161,28 @@ class QueueNode:
     # -- what the job service asks (jobs.QueueClient)
 
     def model_tasks(self, model: str) -> frozenset[Task] | None:
-        """The tasks a known model serves (None: never seen in this region); constant time, for submission."""
-        return self._catalog.get(model)
+        """The tasks a known or expected model serves (None: neither seen nor expected in this region); constant
+        time, for submission."""
+        return self._catalog.get(model) or self._expected.get(model)
+
+    def expect_model(self, model: str, tasks: frozenset[Task]) -> None:
+        """A worker for `model` is starting here: jobs for it are taken and wait as `worker_starting`."""
+        self._expected[model] = tasks
+
+    def forget_expected(self, model: str) -> None:
+        """The starting worker gave up: jobs for `model` wait as `no_worker_for_model` again."""
+        self._expected.pop(model, None)
+
+    def _starting(self, model: str) -> bool:
+        return model in self._expected or any(model in w.loading for w in self._workers.values())
+
+    def model_readiness(self) -> dict[str, list[str]]:
+        """`warm`: models a connected, undrained worker takes jobs for now; `starting`: expected or loading
+        models that are not warm yet. O(workers), for /readyz and `ferryman up`."""
+        warm = {m for w in self._workers.values() if not w.draining for m in w.models}
+        loading = {m for w in self._workers.values() for m in w.loading}
+        starting = (loading | set(self._expected)) - warm
+        return {"warm": sorted(warm), "starting": sorted(starting)}
 
     def model_info(self, model: str) -> ModelInfo | None:
         tasks = self._catalog.get(model)
@@ -225,7 +247,8 @@ class QueueNode:
         position = self._queues[model].position(live)
         serving = [w for w in self._workers.values() if model in w.models]
         if not serving:
-            return QueueInfo(position, "no_worker_for_model", None)
+            reason = "worker_starting" if self._starting(model) else "no_worker_for_model"
+            return QueueInfo(position, reason, None)
         if all(w.draining or w.paused for w in serving):
             return QueueInfo(position, "workers_draining", None)
         slots = sum(w.slots for w in serving if not w.draining)
@@ -565,6 +588,7 @@ class QueueNode:
             close=close,
             backend=register.backend,
             connected_mono=self._clock.monotonic(),
+            loading=set(register.loading),
         )
         self._workers[worker.id] = worker
         self._refresh(worker)
@@ -593,6 +617,12 @@ class QueueNode:
         log.info("worker.detached", worker_id=worker.id, region=self.region)
 
     def handle(self, worker: WorkerConn, message: p.Message) -> None:
+        if isinstance(message, p.ModelReady):
+            if worker.model_loaded(message.model):
+                log.info("worker.model_ready", worker_id=worker.id, region=self.region, model=message.model)
+                self._refresh(worker)
+                self._pump_worker(worker)
+            return
         if isinstance(message, p.Drain | p.Pause | p.Resume):
             worker.draining = worker.draining or isinstance(message, p.Drain)
             worker.paused = isinstance(message, p.Pause) or (

@@ -25,10 +25,20 @@ class WorkerConn:
     quarantined: bool = False
     failures_in_row: int = 0
 
-    models: frozenset[str] = frozenset()
+    # offered models still loading (registered before its backend had loaded them): no jobs for them yet
+    loading: set[str] = field(default_factory=set)
+    models: frozenset[str] = frozenset()  # the models it takes jobs for now
 
     def __post_init__(self) -> None:
-        self.models = frozenset(o.name for o in self.offers)
+        self.models = frozenset(o.name for o in self.offers) - self.loading
+
+    def model_loaded(self, model: str) -> bool:
+        """A loading model is ready: it takes jobs for it from now on. False if it was not loading."""
+        if model not in self.loading:
+            return False
+        self.loading.discard(model)
+        self.models = self.models | {model}
+        return True
 
     @property
     def free_slots(self) -> int:

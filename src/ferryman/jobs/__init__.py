@@ -17,7 +17,16 @@ from ferryman.jobs.models import (
 )
 from ferryman.jobs.repository import JobRepository
 from ferryman.jobs.service import JobService, JobSettings, region_of
-from ferryman.jobs.webhooks import WebhookSender, check_url, new_webhook_secret, sign, verify
+from ferryman.jobs.webhook_outbox import WebhookOutbox
+from ferryman.jobs.webhooks import (
+    WebhookSender,
+    check_url,
+    delivery_id,
+    new_webhook_secret,
+    sign,
+    verify,
+    webhook_client,
+)
 
 __all__ = [
     "TERMINAL_STATES",
@@ -35,11 +44,14 @@ __all__ = [
     "QueueClient",
     "QueueInfo",
     "Timings",
+    "WebhookOutbox",
     "WebhookSender",
     "check_transition",
     "check_url",
+    "delivery_id",
     "new_webhook_secret",
     "region_of",
     "sign",
     "verify",
+    "webhook_client",
 ]

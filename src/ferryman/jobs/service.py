@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 
+from ferryman import netguard
 from ferryman.clock import Clock
 from ferryman.errors import Conflict, InvalidRequest, NotFound, StorageUnavailable
 from ferryman.jobs import webhooks
@@ -96,6 +97,7 @@ class JobService:
             return seen, False
         if spec.webhook_url:
             await webhooks.check_url(spec.webhook_url, allow_private=self._settings.allow_private_webhooks)
+        await netguard.check_input_urls(spec.payload, allow_private=self._settings.allow_private_input_urls)
         node.admit(model=spec.model, priority=spec.priority)
         now = self._clock.now()
         deadline = spec.deadline_seconds or self._settings.default_deadline_seconds[spec.priority.value]

@@ -1,32 +1,33 @@
-"""Webhooks on terminal states: Standard-Webhooks signatures, retries with backoff, and no SSRF.
+"""Webhooks on terminal states: Standard-Webhooks signatures, a durable outbox with retries, and no SSRF.
 
-A URL is refused at submission when any address it resolves to is private, loopback, link-local, reserved or
-multicast, and checked again before each delivery, since DNS can change between the two (rebinding).
+A URL is refused at submission unless every address it resolves to is globally routable (`ferryman.netguard`),
+and each delivery goes through `netguard.PinnedTransport`: resolved once, checked, and connected to that address,
+so DNS answering differently between the check and the connection (rebinding) reaches nothing internal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
-import ipaddress
 import json
 import secrets
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import structlog
 
+from ferryman import netguard
 from ferryman.errors import InvalidRequest
+from ferryman.jobs.webhook_outbox import Delivery, WebhookOutbox
 
 log = structlog.get_logger(__name__)
 
-MAX_URL_LENGTH = 2048
+MAX_URL_LENGTH = netguard.MAX_URL_LENGTH
 
 
 def new_webhook_secret() -> str:
@@ -54,100 +55,162 @@ def verify(secret: str, headers: dict[str, str], body: bytes, *, tolerance_secon
     return any(hmac.compare_digest(expected.encode(), o.encode()) for o in offered)  # str must be ASCII
 
 
-def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return not (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_reserved
-        or ip.is_multicast
-        or ip.is_unspecified
-    )
-
-
 async def check_url(url: str, *, allow_private: bool) -> None:
-    """Raise InvalidRequest unless `url` is an http(s) URL whose every address is public (or private allowed)."""
-    if len(url) > MAX_URL_LENGTH:
-        raise InvalidRequest(f"webhook URL is longer than {MAX_URL_LENGTH} characters")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidRequest("webhook URL must be an absolute http:// or https:// URL")
-    if parts.username or parts.password:
-        raise InvalidRequest("webhook URL must not carry credentials")
-    if allow_private:
-        return
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except (OSError, ValueError):
-        raise InvalidRequest(f"webhook host {parts.hostname!r} does not resolve") from None
-    addresses = {info[4][0] for info in infos}
-    if not addresses or not all(_is_public(str(a)) for a in addresses):
-        raise InvalidRequest(
-            "webhook URL points at a private, loopback or link-local address; use a public URL",
-            details={"host": parts.hostname},
-        )
+    """Raise InvalidRequest unless `url` is an http(s) URL whose every address is public (netguard's rule)."""
+    await netguard.resolve_target(url, what="webhook URL", allow_private=allow_private)
+
+
+def delivery_id(job_id: str, event: str) -> str:
+    """The `webhook-id` of a job's event: derived from the job, so it is the same on every attempt, after any
+    restart, and even if the job's end were announced twice; receivers deduplicate by it."""
+    return "msg_" + hashlib.sha256(f"{job_id}:{event}".encode()).hexdigest()[:32]
 
 
 class WebhookSender:
-    """Delivers webhooks in background tasks it owns; `aclose` waits a moment for them, then cancels."""
+    """Delivers webhooks from each region's outbox, at least once, until a 2xx or the attempts run out.
+
+    `send` stores the delivery in its job's region store (the row outlives restarts); one loop per region posts
+    what is due, at most `concurrency` at a time, and records each outcome: a 2xx deletes the row, a failure
+    sets the next attempt after `backoff_seconds * 2**(attempts - 1)` (at most `max_backoff_seconds`), and the
+    last failure leaves the row `abandoned`. A URL that is no longer public is abandoned at once.
+    """
 
     def __init__(
         self,
         *,
         client: httpx.AsyncClient,
         secret_for: Callable[[str], Awaitable[str]],
-        allow_private: bool,
         max_attempts: int,
         backoff_seconds: float,
+        max_backoff_seconds: float = 1800.0,
+        concurrency: int = 16,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self._secret_for = secret_for
-        self._allow_private = allow_private
         self._max_attempts = max_attempts
         self._backoff_seconds = backoff_seconds
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._max_backoff_seconds = max_backoff_seconds
+        self._concurrency = concurrency
+        self._clock = clock
+        self._outboxes: dict[str, WebhookOutbox] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._in_flight: dict[str, set[str]] = {}
+        self._loops: list[asyncio.Task[None]] = []
+        self._attempts: set[asyncio.Task[None]] = set()
+        self._enqueues: set[asyncio.Task[None]] = set()
 
-    def send(self, *, org_id: str, url: str, event: str, data: dict[str, Any]) -> None:
-        task = asyncio.create_task(self._deliver(org_id, url, event, data))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def add_region(self, region: str, outbox: WebhookOutbox) -> None:
+        self._outboxes[region] = outbox
+        self._wake[region] = asyncio.Event()
+        self._in_flight[region] = set()
 
-    async def _deliver(self, org_id: str, url: str, event: str, data: dict[str, Any]) -> None:
-        msg_id = "msg_" + secrets.token_hex(12)
+    def start(self) -> None:
+        """Start delivering; rows left by an earlier run are picked up like new ones."""
+        self._loops = [asyncio.create_task(self._run(region)) for region in self._outboxes]
+
+    def send(
+        self, *, region: str, org_id: str, job_id: str, url: str, event: str, data: dict[str, Any]
+    ) -> None:
+        """Queue the delivery of `event`; returns at once, the row is written in the background."""
+        task = asyncio.create_task(self._enqueue(region, org_id, job_id, url, event, data))
+        self._enqueues.add(task)
+        task.add_done_callback(self._enqueues.discard)
+
+    async def _enqueue(
+        self, region: str, org_id: str, job_id: str, url: str, event: str, data: dict[str, Any]
+    ) -> None:
+        msg_id = delivery_id(job_id, event)
         body = json.dumps({"type": event, "data": data}, separators=(",", ":")).encode()
-        secret = await self._secret_for(org_id)
-        for attempt in range(1, self._max_attempts + 1):
+        try:
+            await self._outboxes[region].add(
+                Delivery(msg_id, org_id, job_id, url, body, attempts=0), now=self._clock()
+            )
+        except Exception as exc:
+            log.error("webhook.not_queued", msg_id=msg_id, job_id=job_id, error=type(exc).__name__)
+            return
+        self._wake[region].set()
+
+    async def _run(self, region: str) -> None:
+        outbox, wake, in_flight = self._outboxes[region], self._wake[region], self._in_flight[region]
+        while True:
+            wake.clear()
+            timeout = 5.0
             try:
-                await check_url(url, allow_private=self._allow_private)
-                timestamp = int(time.time())
-                headers = {
-                    "webhook-id": msg_id,
-                    "webhook-timestamp": str(timestamp),
-                    "webhook-signature": sign(secret, msg_id, timestamp, body),
-                    "content-type": "application/json",
-                    "user-agent": "ferryman-webhooks/1",
-                }
-                response = await self._client.post(url, content=body, headers=headers)
-                if response.status_code < 300:
-                    log.info("webhook.delivered", msg_id=msg_id, attempt=attempt)
-                    return
-                log.warning("webhook.rejected", msg_id=msg_id, attempt=attempt, status=response.status_code)
-            except InvalidRequest:
-                log.warning("webhook.refused", msg_id=msg_id, attempt=attempt)
+                free = self._concurrency - len(in_flight)
+                if free > 0:
+                    for delivery in await outbox.due(now=self._clock(), limit=free, exclude=set(in_flight)):
+                        in_flight.add(delivery.id)
+                        task = asyncio.create_task(self._attempt(region, delivery))
+                        self._attempts.add(task)
+                        task.add_done_callback(self._attempts.discard)
+                next_at = await outbox.next_due_at()
+                if next_at is not None and next_at > self._clock():
+                    timeout = min(next_at - self._clock(), 5.0)
+            except Exception as exc:  # a store outage: try again in a while, the rows are still there
+                log.warning("webhook.outbox_unreadable", region=region, error=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout)
+
+    async def _attempt(self, region: str, delivery: Delivery) -> None:
+        outbox = self._outboxes[region]
+        attempt = delivery.attempts + 1
+        try:
+            error = await self._post(delivery)
+            if error is None:
+                log.info("webhook.delivered", msg_id=delivery.id, attempt=attempt)
+                await outbox.delivered(delivery.id)
                 return
-            except httpx.HTTPError as exc:
-                log.warning("webhook.failed", msg_id=msg_id, attempt=attempt, error=type(exc).__name__)
-            if attempt < self._max_attempts:
-                await asyncio.sleep(self._backoff_seconds * 2 ** (attempt - 1))
-        log.error("webhook.abandoned", msg_id=msg_id, attempts=self._max_attempts)
+            retry_at = None
+            if error != "refused" and attempt < self._max_attempts:
+                delay = min(self._backoff_seconds * 2 ** (attempt - 1), self._max_backoff_seconds)
+                retry_at = self._clock() + delay
+            log.warning(
+                "webhook.failed", msg_id=delivery.id, attempt=attempt, error=error, retry=bool(retry_at)
+            )
+            if retry_at is None:
+                log.error("webhook.abandoned", msg_id=delivery.id, attempts=attempt)
+            await outbox.failed(delivery.id, attempts=attempt, error=error, retry_at=retry_at)
+        except Exception as exc:  # the outcome was not recorded: the row stays due and is tried again
+            log.warning("webhook.outcome_unrecorded", msg_id=delivery.id, error=type(exc).__name__)
+        finally:
+            self._in_flight[region].discard(delivery.id)
+            self._wake[region].set()
+
+    async def _post(self, delivery: Delivery) -> str | None:
+        """One attempt; None when the receiver took it, else why not (a status, an error class, `refused`)."""
+        secret = await self._secret_for(delivery.org_id)
+        timestamp = int(time.time())
+        headers = {
+            "webhook-id": delivery.id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(secret, delivery.id, timestamp, delivery.body),
+            "content-type": "application/json",
+            "user-agent": "ferryman-webhooks/1",
+        }
+        try:
+            response = await self._client.post(delivery.url, content=delivery.body, headers=headers)
+        except InvalidRequest:  # netguard.PinnedTransport: the host no longer resolves to a public address
+            return "refused"
+        except httpx.HTTPError as exc:
+            return type(exc).__name__
+        return None if response.status_code < 300 else f"status {response.status_code}"
 
     async def aclose(self, grace_seconds: float = 2.0) -> None:
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=grace_seconds)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        """Let queued rows be written, then stop; attempts cut short stay due and resume at the next start."""
+        if self._enqueues:
+            await asyncio.wait(self._enqueues, timeout=grace_seconds)
+        tasks = [*self._loops, *self._attempts, *self._enqueues]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._loops = []
+
+
+def webhook_client(*, timeout_seconds: float, allow_private: bool) -> httpx.AsyncClient:
+    """The HTTP client deliveries go through: every connection pinned to the address netguard checked."""
+    return httpx.AsyncClient(
+        timeout=timeout_seconds,
+        follow_redirects=False,
+        transport=netguard.PinnedTransport(allow_private=allow_private, what="webhook URL"),
+    )

@@ -208,3 +208,22 @@ models = Table(
     Column("tasks", Text, nullable=False),
     Column("last_seen_at", Float, nullable=False),
 )
+
+# The webhook outbox (docs/jobs.md, Webhooks): a delivery lives here from the moment its job ends until its receiver
+# answers 2xx (then the row goes) or its attempts run out (then it stays, `abandoned`). `id` is the `webhook-id`
+# header, the same on every attempt and across restarts; `body` is sealed like a payload (aad `<id>:webhook`).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    region_metadata,
+    Column("id", String(48), primary_key=True),
+    Column("org_id", String(40), nullable=False),
+    Column("job_id", String(48), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_error", String(64), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+)

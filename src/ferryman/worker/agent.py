@@ -2,6 +2,9 @@
 
 It reconnects with exponential backoff and jitter, runs up to `slots` jobs at once, renews each job's lease while
 the backend works, and on SIGTERM drains: it finishes what it holds, takes nothing new, then exits.
+
+It registers while its backend is still loading (`warm_up`), naming those models as `loading`, and sends
+`model_ready` once they load: the node knows at once that the model is coming, and sends no job before it is.
 """
 
 from __future__ import annotations
@@ -59,6 +62,10 @@ class WorkerAgent:
         self._draining = asyncio.Event()
         self._ws: ClientConnection | None = None
         self._lease_seconds = 30.0
+        self._loading = (
+            frozenset(o.name for o in backend.offers()) if hasattr(backend, "warm_up") else frozenset()
+        )
+        self._told_loading: frozenset[str] = frozenset()  # what this connection's node was told is loading
         self.jobs_done = 0
 
     def drain(self) -> None:
@@ -75,6 +82,42 @@ class WorkerAgent:
             await ws.close()
 
     async def run(self) -> None:
+        """Warm the backend up and serve the node until drained. A warm-up that fails ends the worker with it."""
+        loop = asyncio.get_running_loop()
+        warming = loop.create_task(self._warm_up(), name="worker-warm-up")
+        serving = loop.create_task(self._serve())
+        try:
+            await asyncio.wait({warming, serving}, return_when=asyncio.FIRST_COMPLETED)
+            if warming.done() and not warming.cancelled() and (error := warming.exception()) is not None:
+                raise error
+            await serving
+        finally:
+            for task in (warming, serving):
+                task.cancel()
+            await asyncio.gather(warming, serving, return_exceptions=True)
+            await self._backend.aclose()
+
+    async def _warm_up(self) -> None:
+        warm_up = getattr(self._backend, "warm_up", None)
+        if warm_up is None:
+            return
+        started = time.perf_counter()
+        await warm_up()
+        self._loading = frozenset()
+        log.info(
+            "worker.warm",
+            models=sorted(o.name for o in self._backend.offers()),
+            seconds=round(time.perf_counter() - started, 2),
+        )
+        await self._announce_ready()
+
+    async def _announce_ready(self) -> None:
+        """Tell the node which models it was told are loading have loaded (only once it has registered us)."""
+        ready, self._told_loading = self._told_loading - self._loading, self._told_loading & self._loading
+        for model in sorted(ready):
+            await self._send(p.ModelReady(model=model))
+
+    async def _serve(self) -> None:
         attempt = 0
         while not (self._draining.is_set() and not self._running):
             try:
@@ -89,7 +132,6 @@ class WorkerAgent:
                 delay = min(MAX_BACKOFF_SECONDS, 0.25 * 2 ** min(attempt, 8)) * random.uniform(0.5, 1.0)
                 log.warning("worker.disconnected", error=type(exc).__name__, retry_in_s=round(delay, 2))
                 await asyncio.sleep(delay)
-        await self._backend.aclose()
 
     async def _session(self) -> None:
         headers = {"Authorization": f"Bearer {self._settings.token}"}
@@ -116,13 +158,14 @@ class WorkerAgent:
                 if self._draining.is_set() and not self._running:
                     break
         finally:
-            self._ws = None
+            self._ws, self._told_loading = None, frozenset()
             for _, task in self._running.values():
                 task.cancel()  # the node re-queues them with a new fence; our results would be refused
             await ws.close()
 
     async def _register(self, ws: ClientConnection) -> None:
         offers = tuple(self._backend.offers())
+        loading = self._loading
         await ws.send(
             p.encode(
                 p.Register(
@@ -132,6 +175,7 @@ class WorkerAgent:
                     slots=self._settings.slots,
                     backend=self._backend.name,
                     hardware=self._settings.hardware or {},
+                    loading=tuple(sorted(loading)),
                 )
             )
         )
@@ -145,8 +189,11 @@ class WorkerAgent:
                 worker_id=self._settings.worker_id,
                 region=self._settings.region,
                 models=[o.name for o in offers],
+                loading=sorted(loading),
                 slots=self._settings.slots,
             )
+            self._told_loading = loading
+            await self._announce_ready()  # what finished loading while we registered
 
     def _receive(self, frame: str | bytes) -> None:
         """Act on one frame from the node. A frame that is not a valid node message (a node of another version,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,14 +12,17 @@ from ferryman.api.anthropic import render
 from ferryman.api.anthropic.schemas import CountTokensRequest, MessagesRequest
 from ferryman.api.deps import AppContainer, Jobs, JobsReader, JobsWriter
 from ferryman.api.outcomes import run_to_end, spec_for
+from ferryman.api.timing import job_headers, stream_headers
 from ferryman.errors import NotFound
 from ferryman.types import Task
 
 router = APIRouter()
+REQUEST_ID = "request-id"  # the job id, where the anthropic SDK reads `_request_id`
 
 
 @router.post("/messages")
 async def messages(request: Request, body: MessagesRequest, principal: JobsWriter, jobs: Jobs) -> Response:
+    started = time.perf_counter()
     spec = spec_for(principal, task=Task.CHAT, model=body.model, payload=body.payload())
     if body.stream:
         job, _ = await jobs.submit(spec)  # acknowledged: the stream follows a job that is committed
@@ -26,10 +30,15 @@ async def messages(request: Request, body: MessagesRequest, principal: JobsWrite
         return StreamingResponse(
             render.message_stream(jobs, job, events),
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            headers={
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+                **stream_headers(job, started=started, id_header=REQUEST_ID),
+            },
         )
     job = await run_to_end(jobs, spec, wait_seconds=request.state.container.settings.max_wait_seconds)
-    return JSONResponse(render.message(job))
+    headers = job_headers(job, started=started, waited_here=True, id_header=REQUEST_ID)
+    return JSONResponse(render.message(job), headers=headers)
 
 
 @router.post("/messages/count_tokens")
@@ -37,9 +46,11 @@ async def count_tokens(
     request: Request, body: CountTokensRequest, principal: JobsWriter, jobs: Jobs
 ) -> Response:
     """Counted by the model's own tokenizer: a one-token generation whose prompt count is the answer."""
+    started = time.perf_counter()
     spec = spec_for(principal, task=Task.CHAT, model=body.model, payload=body.as_messages_request().payload())
     job = await run_to_end(jobs, spec, wait_seconds=request.state.container.settings.max_wait_seconds)
-    return JSONResponse({"input_tokens": render.usage_of(job)["input_tokens"]})
+    headers = job_headers(job, started=started, waited_here=True, id_header=REQUEST_ID)
+    return JSONResponse({"input_tokens": render.usage_of(job)["input_tokens"]}, headers=headers)
 
 
 def _model_view(name: str) -> dict[str, Any]:

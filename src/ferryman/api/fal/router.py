@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import time
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from ferryman.api.deps import Jobs, JobsReader, JobsWriter
 from ferryman.api.fal import render
 from ferryman.api.fal.schemas import payload_for, task_for
 from ferryman.api.outcomes import failure_of, spec_for
 from ferryman.api.signed_urls import UrlSigner, origin_of
-from ferryman.errors import InvalidRequest, NotFound
-from ferryman.jobs import JobState
+from ferryman.api.timing import job_headers
+from ferryman.errors import FerrymanError, InvalidRequest, NotFound
+from ferryman.jobs import Job, JobState
 from ferryman.types import Priority
 
 router = APIRouter()
+REQUEST_ID = "x-fal-request-id"  # the job id; fal-client takes a response carrying it for fal's own
+
+
+def _headers(job: Job, started: float) -> dict[str, str]:
+    return job_headers(job, started=started, waited_here=False, id_header=REQUEST_ID)
 
 
 @router.post("/{model:path}")
@@ -27,6 +34,7 @@ async def submit(
     jobs: Jobs,
     fal_webhook: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> JSONResponse:
+    started = time.perf_counter()
     info = jobs.model_info(principal.region, model)
     if info is None:
         raise NotFound(f"model {model!r} is not served in region {principal.region}")
@@ -43,23 +51,38 @@ async def submit(
         )
     )
     job, queue = await jobs.get(principal.org_id, job.id)
-    return JSONResponse(render.accepted(origin_of(request), job, queue))
+    return JSONResponse(render.accepted(origin_of(request), job, queue), headers=_headers(job, started))
 
 
 @router.get("/{model:path}/requests/{request_id}/status")
 async def status(
     request: Request, model: str, request_id: str, principal: JobsReader, jobs: Jobs, logs: bool = False
 ) -> JSONResponse:
+    started = time.perf_counter()
     job, queue = await jobs.get(principal.org_id, request_id)
     view = render.status_view(origin_of(request), job, queue, with_logs=logs)
-    return JSONResponse(view, status_code=200 if job.state.is_terminal else 202)
+    return JSONResponse(
+        view, status_code=200 if job.state.is_terminal else 202, headers=_headers(job, started)
+    )
 
 
 @router.get("/{model:path}/requests/{request_id}")
 async def result(
     request: Request, model: str, request_id: str, principal: JobsReader, jobs: Jobs
-) -> JSONResponse:
+) -> Response:
+    started = time.perf_counter()
     job, _ = await jobs.get(principal.org_id, request_id)
+    try:
+        signer: UrlSigner = request.app.state.signer
+        view = _result_of(job, request_id, signer=signer, origin=origin_of(request))
+    except FerrymanError as exc:  # an answer about this job, in fal's error format, still naming the job
+        response: Response = render.render_error(exc)
+        response.headers.update(_headers(job, started))
+        return response
+    return JSONResponse(view, headers=_headers(job, started))
+
+
+def _result_of(job: Job, request_id: str, *, signer: UrlSigner, origin: str) -> dict[str, Any]:
     if not job.state.is_terminal:
         raise InvalidRequest(
             f"request {request_id} is still {job.state.value}; poll its status_url",
@@ -69,14 +92,14 @@ async def result(
         raise InvalidRequest(f"request {request_id} was cancelled", details={"code": "request_cancelled"})
     if job.state is not JobState.SUCCEEDED:
         raise failure_of(job)
-    signer: UrlSigner = request.app.state.signer
-    return JSONResponse(render.result_view(job, signer=signer, origin=origin_of(request)))
+    return render.result_view(job, signer=signer, origin=origin)
 
 
 @router.put("/{model:path}/requests/{request_id}/cancel")
 async def cancel(model: str, request_id: str, principal: JobsWriter, jobs: Jobs) -> JSONResponse:
+    started = time.perf_counter()
     job, _ = await jobs.get(principal.org_id, request_id)
     if job.state.is_terminal:  # fal's answer, not the core's 409 (which fal-client would retry)
-        return JSONResponse({"status": "ALREADY_COMPLETED"}, status_code=400)
-    await jobs.cancel(principal.org_id, request_id)
-    return JSONResponse({"status": "CANCELLATION_REQUESTED"}, status_code=202)
+        return JSONResponse({"status": "ALREADY_COMPLETED"}, status_code=400, headers=_headers(job, started))
+    job = await jobs.cancel(principal.org_id, request_id)
+    return JSONResponse({"status": "CANCELLATION_REQUESTED"}, status_code=202, headers=_headers(job, started))

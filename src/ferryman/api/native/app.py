@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse, Response
 
 from ferryman.api.body_limit import BodySizeLimit
 from ferryman.api.deps import authenticate
+from ferryman.api.edge import RefuseNul, RenderUnexpected, allowed_methods
 from ferryman.api.errors import HTTP_CODES, native_body, outage_of, render_internal_error, render_native_error
 from ferryman.api.native import (
     audit,
@@ -45,13 +46,17 @@ async def _on_validation_error(_: Request, exc: Exception) -> Response:
     )
 
 
-async def _on_http_error(_: Request, exc: Exception) -> Response:
+async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = HTTP_CODES.get(exc.status_code, "internal_error")
-    return JSONResponse(native_body(code, str(exc.detail)), status_code=exc.status_code)
+    headers = {"Allow": allowed_methods(request)} if exc.status_code == 405 else None
+    return JSONResponse(native_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers)
 
 
-async def _on_unexpected(_: Request, exc: Exception) -> Response:
+def _render_unexpected(exc: Exception) -> Response:
+    """What escaped every handler: a FerrymanError raised outside a route, or a bug."""
+    if isinstance(exc, FerrymanError):
+        return render_native_error(exc)
     if (outage := outage_of(exc)) is not None:
         return render_native_error(outage)
     return render_internal_error(exc)
@@ -82,6 +87,8 @@ def create_native_app(*, max_body_bytes: int) -> FastAPI:
     app.add_exception_handler(FerrymanError, _on_ferryman_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_error)
-    app.add_exception_handler(Exception, _on_unexpected)
+    # innermost first: NUL refusal sees bodies the size limit has bounded; RenderUnexpected is outermost
+    app.add_middleware(RefuseNul, render=render_native_error)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, render=render_native_error)
+    app.add_middleware(RenderUnexpected, render=_render_unexpected)
     return app

@@ -20,6 +20,7 @@ ERROR_TYPES = {
     401: "authentication_error",
     403: "permission_error",
     404: "not_found_error",
+    405: "invalid_request_error",
     409: "invalid_request_error",
     410: "invalid_request_error",
     413: "invalid_request_error",

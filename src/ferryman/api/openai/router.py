@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from ferryman.api.deps import AppContainer, Jobs, JobsReader, JobsWriter
+from ferryman.api.edge import nul_refusal
 from ferryman.api.fal.render import accepted
 from ferryman.api.openai import render
 from ferryman.api.openai.schemas import (
@@ -21,6 +23,7 @@ from ferryman.api.openai.schemas import (
 )
 from ferryman.api.outcomes import read_blob, run_to_end, spec_for
 from ferryman.api.signed_urls import UrlSigner, origin_of
+from ferryman.api.timing import job_headers, stream_headers
 from ferryman.errors import NotFound
 from ferryman.identity import Principal
 from ferryman.jobs import Job, JobService
@@ -29,6 +32,11 @@ from ferryman.types import Priority, Task
 router = APIRouter()
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+REQUEST_ID = "x-request-id"  # the job id, where the openai SDK reads `_request_id`
+
+
+def _headers(job: Job, started: float, *, waited: bool = True) -> dict[str, str]:
+    return job_headers(job, started=started, waited_here=waited, id_header=REQUEST_ID)
 
 
 async def _run(
@@ -44,10 +52,13 @@ async def _accept(
     request: Request, jobs: JobService, principal: Principal, task: Task, model: str, payload: dict[str, Any]
 ) -> JSONResponse:
     """`"async": true`: 202 with a request id pollable through the fal-style queue endpoints."""
+    started = time.perf_counter()
     job, _ = await jobs.submit(
         spec_for(principal, task=task, model=model, payload=payload, priority=Priority.ASYNC)
     )
-    return JSONResponse(accepted(origin_of(request), job), status_code=202)
+    return JSONResponse(
+        accepted(origin_of(request), job), status_code=202, headers=_headers(job, started, waited=False)
+    )
 
 
 async def _text(
@@ -58,6 +69,7 @@ async def _text(
     *,
     chat: bool,
 ) -> Response:
+    started = time.perf_counter()
     task = Task.CHAT if chat else Task.COMPLETION
     payload = body.payload()
     if body.run_async:
@@ -68,10 +80,11 @@ async def _text(
         return StreamingResponse(
             render.text_stream(jobs, job, events, chat=chat, include_usage=body.include_usage),
             media_type="text/event-stream",
-            headers=STREAM_HEADERS,
+            headers={**STREAM_HEADERS, **stream_headers(job, started=started, id_header=REQUEST_ID)},
         )
     job = await _run(request, jobs, principal, task, body.model, payload)
-    return JSONResponse(render.chat_completion(job) if chat else render.completion(job))
+    rendered = render.chat_completion(job) if chat else render.completion(job)
+    return JSONResponse(rendered, headers=_headers(job, started))
 
 
 @router.post("/chat/completions")
@@ -92,14 +105,18 @@ async def completions(
 async def embeddings(
     request: Request, body: EmbeddingsRequest, principal: JobsWriter, jobs: Jobs
 ) -> Response:
+    started = time.perf_counter()
     if body.run_async:
         return await _accept(request, jobs, principal, Task.EMBEDDINGS, body.model, body.payload())
     job = await _run(request, jobs, principal, Task.EMBEDDINGS, body.model, body.payload())
-    return JSONResponse(render.embeddings(job, encoding_format=body.encoding_format))
+    return JSONResponse(
+        render.embeddings(job, encoding_format=body.encoding_format), headers=_headers(job, started)
+    )
 
 
 @router.post("/images/generations")
 async def images(request: Request, body: ImageRequest, principal: JobsWriter, jobs: Jobs) -> Response:
+    started = time.perf_counter()
     if body.run_async:
         return await _accept(request, jobs, principal, Task.IMAGE, body.model, body.payload())
     job = await _run(request, jobs, principal, Task.IMAGE, body.model, body.payload())
@@ -113,17 +130,18 @@ async def images(request: Request, body: ImageRequest, principal: JobsWriter, jo
         else:
             url = origin_of(request) + signer.path(job.org_id, job.id, image["blob"])
             data.append({"url": url, "revised_prompt": None})
-    return JSONResponse({"created": int(job.created_at), "data": data})
+    return JSONResponse({"created": int(job.created_at), "data": data}, headers=_headers(job, started))
 
 
 @router.post("/audio/speech")
 async def speech(request: Request, body: SpeechRequest, principal: JobsWriter, jobs: Jobs) -> Response:
+    started = time.perf_counter()
     if body.run_async:
         return await _accept(request, jobs, principal, Task.SPEECH, body.model, body.payload())
     job = await _run(request, jobs, principal, Task.SPEECH, body.model, body.payload())
     assert job.result is not None
     content_type, audio = await read_blob(jobs, job, job.result["audio"]["blob"])
-    return Response(audio, media_type=content_type)
+    return Response(audio, media_type=content_type, headers=_headers(job, started))
 
 
 @router.post("/audio/transcriptions")
@@ -138,6 +156,10 @@ async def transcriptions(
     response_format: Annotated[TranscriptionFormat, Form()] = "json",
     temperature: Annotated[float | None, Form(ge=0, le=1)] = None,
 ) -> Response:
+    started = time.perf_counter()
+    for name, text in (("model", model), ("language", language), ("prompt", prompt)):
+        if text and "\x00" in text:  # RefuseNul leaves multipart bodies (binary files) to their routes
+            raise nul_refusal(f"{name} field")
     audio = await file.read()
     payload = {
         k: v
@@ -154,8 +176,9 @@ async def transcriptions(
     }
     job = await _run(request, jobs, principal, Task.TRANSCRIPTION, model, payload)
     result = job.result or {}
+    headers = _headers(job, started)
     if response_format in ("text", "srt", "vtt"):
-        return PlainTextResponse(str(result.get("text", "")))
+        return PlainTextResponse(str(result.get("text", "")), headers=headers)
     if response_format == "verbose_json":
         return JSONResponse(
             {
@@ -164,9 +187,10 @@ async def transcriptions(
                 "duration": result.get("duration"),
                 "text": result.get("text", ""),
                 "segments": result.get("segments", []),
-            }
+            },
+            headers=headers,
         )
-    return JSONResponse({"text": result.get("text", "")})
+    return JSONResponse({"text": result.get("text", "")}, headers=headers)
 
 
 def _model_view(name: str) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 It is Ferryman's `MockTransport`: documented as a test double, never offered as a feature. It echoes the input
 back in each task's canonical output shape, counts whitespace-separated words as tokens, and honours a few
 test-only payload keys: `sleep_ms` (work that takes time, renewing nothing by itself), `stream_pieces`, and
-`fail` (`{"code", "retryable"}`) to raise a BackendError.
+`fail` (`{"code", "retryable"}`) to raise a BackendError. The test-only option `load_delay_ms`
+(`--option load_delay_ms=2000`) makes its warm-up take that long, as a real model's load does.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import struct
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from ferryman.errors import ConfigError
 from ferryman.protocol import ModelOffer
 from ferryman.types import Task
 from ferryman.worker.backends.base import (
@@ -74,9 +76,18 @@ class EchoBackend:
 
     def __init__(self, settings: BackendSettings) -> None:
         self._models = settings.models or DEFAULT_MODELS
+        try:
+            self._load_delay_s = max(0.0, float(settings.options.get("load_delay_ms", 0)) / 1000)
+        except ValueError:
+            raise ConfigError("echo option load_delay_ms must be a number of milliseconds") from None
 
     def offers(self) -> Sequence[ModelOffer]:
         return [ModelOffer(name=m, tasks=tuple(Task)) for m in self._models]
+
+    async def warm_up(self) -> None:
+        """Instant, unless `load_delay_ms` asks it to stand in for a model that takes time to load."""
+        if self._load_delay_s:
+            await asyncio.sleep(self._load_delay_s)
 
     async def aclose(self) -> None:
         return None
