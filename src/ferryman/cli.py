@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ferryman.autoscale import simulate_app
 from ferryman.cli_identity import identity_app
@@ -265,24 +266,33 @@ def orgs_create(
     weight: Annotated[float, typer.Option(help="Fair-share weight against other orgs.")] = 1.0,
     token_days: Annotated[int, typer.Option(min=1, max=90, help="Expiry of the API token printed.")] = 30,
 ) -> None:
-    """Create an organization with an owner and print an API token for it (shown once)."""
-    from ferryman.container import open_identity
-    from ferryman.types import Region
+    """Create an organization with an owner and print an API token for it (shown once).
+
+    The same checked, audited use cases as `POST /v1/orgs` and `POST /v1/tokens`: the org's audit log shows
+    `org.created` and `token.created`, by its new Owner.
+    """
+    from ferryman.container import open_accounts
+    from ferryman.errors import FerrymanError
+    from ferryman.identity import ALL_SCOPES
 
     settings = _settings(data_dir)
 
     async def main() -> tuple[str, str]:
-        async with open_identity(settings) as identity:
-            org, user_id = await identity.create_org(name=name, region=Region(region), weight=weight)
-            issued = await identity.issue_api_token(
-                org_id=org.id, user_id=user_id, name=f"{name} owner", expires_in_days=token_days
+        async with open_accounts(settings) as accounts:
+            owner = await accounts.orgs.create_for_operator(name=name, region=Region(region), weight=weight)
+            issued, _ = await accounts.identity.create_token(
+                owner, name=f"{name} owner", scopes=ALL_SCOPES, expires_in_days=token_days
             )
-            return org.id, issued.secret
+            return owner.org_id, issued.secret
 
-    if region not in settings.regions:
+    if region not in Region._value2member_map_:
         console.print(f"[red]unknown region {region!r}; choose one of {settings.regions}[/]")
         raise typer.Exit(2)
-    org_id, secret = run_on_uvloop(main())
+    try:
+        org_id, secret = run_on_uvloop(main())
+    except FerrymanError as exc:
+        console.print(f"[red]{exc.code}: {escape(exc.message)}[/]", highlight=False)
+        raise typer.Exit(2) from None
     console.print(f"Created org {org_id} in region {region}. API token (shown once):")
     print(secret)
 

@@ -133,3 +133,16 @@ def test_up_reports_workers_dying_by_sigill_and_gives_up(tmp_path: Path) -> None
     assert "2 quick failures in a row" in log
     assert after == "no_worker_for_model"
     assert "ready: " not in log
+
+
+def test_an_eu_only_install_creates_its_admin_org_in_eu(tmp_path: Path) -> None:
+    server = FerrymanServer(tmp_path / "eu-only", env={"FERRYMAN_REGIONS": '["eu"]'}).start()
+    try:
+        with server.client() as api:
+            org = api.get("/v1/org").json()
+            ready = _readyz(server)
+    finally:
+        server.stop()
+
+    assert org["region"] == "eu"
+    assert sorted(ready["regions"]) == ["eu"]

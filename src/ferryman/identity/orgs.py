@@ -17,6 +17,7 @@ from ferryman.types import OrgId, Region, TokenId, UserId, new_id
 
 MAX_NAME = 200
 MAX_BILLING_ADDRESS = 2000
+MAX_WEIGHT = 1000.0
 
 
 def _check_name(name: str) -> str:
@@ -39,22 +40,35 @@ class OrgService:
         self._repo, self._clock, self._state, self._audit = repo, clock, state, audit
         self._regions = regions
 
-    async def create(self, user_id: UserId, *, name: str, region: Region, ip: str | None = None) -> Org:
-        """A new org with this user as its Owner. Raises InvalidRequest for a bad name or a region not served."""
+    async def create(
+        self, user_id: UserId, *, name: str, region: Region, weight: float = 1.0, ip: str | None = None
+    ) -> Org:
+        """A new org with this user as its Owner. Raises InvalidRequest for a bad name, a region not served or a
+        fair-share weight out of range (only operators set one; the API creates orgs of weight 1)."""
         self._check_region(region)
-        org = Org(OrgId(new_id("org")), _check_name(name), region, 1.0, new_webhook_secret())
+        _check_weight(weight)
+        org = Org(OrgId(new_id("org")), _check_name(name), region, weight, new_webhook_secret())
         now = self._clock.now()
         await self._repo.insert_org(org, at=now)
         await self._repo.insert_member(org_id=org.id, user_id=user_id, role=Role.OWNER.value, at=now)
+        details = {"region": region.value} | ({"weight": f"{weight:g}"} if weight != 1.0 else {})
         await self._audit.record(
-            AuditAction.ORG_CREATED,
-            org_id=org.id,
-            actor=user_id,
-            target=org.id,
-            details={"region": region.value},
-            ip=ip,
+            AuditAction.ORG_CREATED, org_id=org.id, actor=user_id, target=org.id, details=details, ip=ip
         )
         return org
+
+    async def create_for_operator(self, *, name: str, region: Region, weight: float = 1.0) -> Principal:
+        """`ferryman orgs create`: an org with a new Owner user, checked and audited as `create` is; returns
+        that Owner as operator commands act. Every check passes before anything is written."""
+        self._check_region(region)
+        _check_name(name)
+        _check_weight(weight)
+        user_id = UserId(new_id("usr"))
+        await self._repo.insert_user(
+            user_id=user_id, name="owner", email=None, admin=False, at=self._clock.now()
+        )
+        org = await self.create(user_id, name=name, region=region, weight=weight)
+        return await self.operator_principal(org.id)
 
     async def memberships(self, user_id: UserId) -> list[Membership]:
         return await self._repo.find_memberships(user_id)
@@ -192,6 +206,11 @@ class OrgService:
                 f"region {region.value!r} is not served here; choose one of "
                 f"{[r.value for r in self._regions]}"
             )
+
+
+def _check_weight(weight: float) -> None:
+    if not 0 < weight <= MAX_WEIGHT:
+        raise InvalidRequest(f"a fair-share weight is above 0 and at most {MAX_WEIGHT:g}, got {weight:g}")
 
 
 def _require(actor: Principal, scope: Scope, what: str) -> None:

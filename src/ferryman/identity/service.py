@@ -351,14 +351,16 @@ class IdentityService:
         return IssuedToken(token_id, secret, None, None)
 
     async def bootstrap(self, data_dir: Path, regions: list[Region]) -> Bootstrap:
-        """First start: an admin user, an org and an API token; per region, a worker token. Idempotent.
+        """First start: an admin user, an org in the first of `regions` and an API token; per region, a worker
+        token. Idempotent.
 
         A restart keeps the tokens on disk; it mints a new one only where the file is missing or no longer valid.
         """
         admin_file = data_dir / "admin-token"
         minted: str | None = None
         if await self._repo.count_users() == 0:
-            org, user_id = await self.create_org(name="default", region=Region.US, user_name="admin")
+            # the first region configured: an EU-only install keeps its admin org's data in the EU
+            org, user_id = await self.create_org(name="default", region=regions[0], user_name="admin")
             await self._repo.set_platform_admin(user_id)  # the operator: may see fleet-wide admin views
             minted = await self._mint_admin(admin_file, org.id, user_id)
         elif not await self._file_token_valid(admin_file):
