@@ -17,11 +17,12 @@ from ferryman import identity
 from ferryman.config import Settings
 from ferryman.container import open_accounts
 from ferryman.errors import FerrymanError
+from ferryman.types import Region
 
 identity_app = typer.Typer(
     name="identity",
     no_args_is_help=True,
-    help="Invite people and mint API tokens (operator commands on the data dir).",
+    help="Invite people and mint API and worker tokens (operator commands on the data dir).",
 )
 console = Console(stderr=True)
 
@@ -103,3 +104,26 @@ def mint_token(
         print(asyncio.run(main()))
     except FerrymanError as exc:
         raise _fail(exc) from None
+
+
+@identity_app.command("worker-token")
+def worker_token(
+    data_dir: DataDir = None,
+    region: Annotated[str, typer.Option(help="The region whose queue node the worker joins.")] = "us",
+    name: Annotated[
+        str, typer.Option(help="A name to recognise the token by (e.g. the machine).")
+    ] = "worker",
+) -> None:
+    """Mint a worker token for one region and print it (shown once). Give each machine its own: a worker id is
+    bound to the token that first registered it, so one machine's token cannot act as another's workers."""
+    settings = _settings(data_dir)
+    if region not in settings.regions:
+        console.print(f"[red]unknown region {region!r}; choose one of {settings.regions}[/]")
+        raise typer.Exit(2)
+
+    async def main() -> str:
+        async with open_accounts(settings) as accounts:
+            issued = await accounts.identity.issue_worker_token(region=Region(region), name=name)
+            return issued.secret
+
+    print(asyncio.run(main()))

@@ -65,6 +65,27 @@ class Settings(BaseSettings):
         3, description="Distinct workers a job may crash before it fails as poison."
     )
     max_attempts: int = Field(5, description="Attempts (dispatches) a job may have before it fails for good.")
+    quarantine_after_failures: int = Field(
+        5,
+        description="Jobs in a row that fail or lapse on a worker and then succeed on another before that worker "
+        "is quarantined (gets no work).",
+    )
+    quarantine_cooldown_seconds: float = Field(
+        60.0,
+        description="How long a quarantined worker gets no work before it is given one probe job; a failed probe "
+        "doubles it.",
+    )
+    quarantine_max_cooldown_seconds: float = Field(
+        3600.0, description="The longest cool-down a failed probe can double a quarantine to."
+    )
+    max_models_per_worker: int = Field(
+        16, description="Models one worker may offer; a register offering more is refused (protocol_error)."
+    )
+    model_retention_seconds: float = Field(
+        7 * 86400.0,
+        description="A model no worker has served for this long leaves the catalog (and /v1/models); a worker "
+        "that offers it again brings it back.",
+    )
     backlog_cap: int = Field(
         100_000, description="Queued jobs per region, model and priority class (429 above)."
     )

@@ -82,6 +82,11 @@ async def open_container(settings: Settings, *, clock: Clock | None = None) -> A
             max_attempts=settings.max_attempts,
             backlog_cap=settings.backlog_cap,
             event_retention_seconds=settings.event_retention_seconds,
+            quarantine_after_failures=settings.quarantine_after_failures,
+            quarantine_cooldown_seconds=settings.quarantine_cooldown_seconds,
+            quarantine_max_cooldown_seconds=settings.quarantine_max_cooldown_seconds,
+            max_models_per_worker=settings.max_models_per_worker,
+            model_retention_seconds=settings.model_retention_seconds,
         )
         repos: dict[Region, jobs.JobRepository] = {}
         nodes: dict[Region, dispatch.QueueNode] = {}

@@ -81,6 +81,7 @@ class NodeHarness:
         models: tuple[str, ...] = (MODEL,),
         slots: int = 1,
         tasks: tuple[Task, ...] = (Task.CHAT,),
+        credential: str | None = None,
     ) -> FakeWorker:
         register = p.Register(
             worker_id=worker_id,
@@ -90,7 +91,9 @@ class NodeHarness:
         )
         frames: list[str] = []
         closes: list[None] = []
-        conn = self.node.attach(register, send=frames.append, close=lambda: closes.append(None))
+        conn = self.node.attach(
+            register, send=frames.append, close=lambda: closes.append(None), credential=credential
+        )
         return FakeWorker(conn=conn, frames=frames, closes=closes)
 
     def send(self, worker: FakeWorker, message: p.Message) -> None:

@@ -129,8 +129,8 @@ def test_models_lists_regions_and_warm_workers(shared_server: FerrymanServer) ->
         models = api.get("/v1/models").json()["data"]
     echo = next(m for m in models if m["id"] == "echo-1")
     assert echo["regions"] == [
-        {"region": "us", "workers": 1, "warm": True},
-        {"region": "eu", "workers": 1, "warm": True},
+        {"region": "us", "workers": 1, "warm": True, "quarantined_workers": 0},
+        {"region": "eu", "workers": 1, "warm": True, "quarantined_workers": 0},
     ]
     assert "chat" in echo["tasks"]
 
@@ -182,8 +182,17 @@ def test_metrics_expose_jobs_queue_depth_dispatch_latency_and_workers(shared_ser
 def test_health_and_readiness_answer_without_a_token(shared_server: FerrymanServer) -> None:
     assert httpx.get(shared_server.url + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(shared_server.url + "/readyz").json()
-    region = {"workers": 1, "models": {"warm": ["echo-1"], "starting": []}}
-    assert ready == {"status": "ready", "regions": {"us": region, "eu": region}}
+    region = {
+        "workers": 1,
+        "models": {"warm": ["echo-1"], "starting": []},
+        "healthy_workers": 1,
+        "quarantined_workers": [],
+    }
+    assert ready == {
+        "status": "ready",
+        "regions": {"us": region, "eu": region},
+        "regions_without_healthy_worker": [],
+    }
 
 
 def test_wait_returns_202_with_current_state_when_the_job_is_slower(shared_server: FerrymanServer) -> None:

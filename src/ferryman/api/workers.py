@@ -9,7 +9,7 @@ import structlog
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ferryman.container import Container
-from ferryman.dispatch import QueueNode, WorkerConn, protocol
+from ferryman.dispatch import QueueNode, WorkerConn, WorkerRefused, protocol
 from ferryman.errors import Unauthenticated
 from ferryman.types import Region
 
@@ -57,10 +57,12 @@ async def worker_endpoint(websocket: WebSocket) -> None:
     if node is None:
         await _refuse(websocket, "forbidden", f"region {register.region} is not served by this API")
         return
-    await _serve(websocket, node, register)
+    await _serve(websocket, node, register, credential=principal.token_id)
 
 
-async def _serve(websocket: WebSocket, node: QueueNode, register: protocol.Register) -> None:
+async def _serve(
+    websocket: WebSocket, node: QueueNode, register: protocol.Register, *, credential: str
+) -> None:
     outbox: asyncio.Queue[str | None] = asyncio.Queue()
 
     def send(frame: str) -> None:
@@ -74,7 +76,13 @@ async def _serve(websocket: WebSocket, node: QueueNode, register: protocol.Regis
             await websocket.send_text(frame)
         await websocket.close(code=1000)
 
-    worker = node.attach(register, send=send, close=close)
+    try:
+        # the worker id is bound to the token that first registered it (docs/worker-protocol.md, "Identity")
+        worker = node.attach(register, send=send, close=close, credential=credential)
+    except WorkerRefused as exc:
+        log.warning("worker.refused", worker_id=register.worker_id, region=register.region, code=exc.code)
+        await _refuse(websocket, exc.code, exc.message)
+        return
     writer = asyncio.create_task(write_frames())
     try:
         await _read_frames(websocket, node, worker)

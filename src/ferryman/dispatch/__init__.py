@@ -3,7 +3,7 @@
 from ferryman import protocol
 from ferryman.dispatch.metrics import NodeGauges, NodeMetrics
 from ferryman.dispatch.node import NodeSettings, QueueNode
-from ferryman.dispatch.registry import WorkerConn
+from ferryman.dispatch.registry import WorkerConn, WorkerRefused
 from ferryman.dispatch.signals import FleetSnapshot, NodeObserver, WorkerSnapshot
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "NodeSettings",
     "QueueNode",
     "WorkerConn",
+    "WorkerRefused",
     "WorkerSnapshot",
     "protocol",
 ]

@@ -96,15 +96,30 @@ class ModelQueues:
 
     def __init__(self) -> None:
         self.classes: tuple[FairQueue, FairQueue, FairQueue] = (FairQueue(), FairQueue(), FairQueue())
+        # re-queued jobs waiting for a worker they have not failed on, oldest first; outside fair sharing,
+        # as a re-queued job goes to the front of its class anyway. Small: only failed or lapsed jobs enter.
+        self.retrying: list[LiveJob] = []
 
     def __len__(self) -> int:
-        return sum(len(q) for q in self.classes)
+        return sum(len(q) for q in self.classes) + len(self.retrying)
 
     def push(self, job: LiveJob, *, front: bool = False) -> None:
         self.classes[job.job.priority.rank].push(job, front=front)
 
+    def push_retry(self, job: LiveJob) -> None:
+        job.retrying = True
+        self.retrying.append(job)
+
+    def take_retry(self, job: LiveJob) -> None:
+        """Take a job out of the retry lane (to dispatch it, or because it left the queue)."""
+        job.retrying = False
+        self.retrying.remove(job)
+
     def discard(self, job: LiveJob) -> None:
-        self.classes[job.job.priority.rank].discard(job)
+        if job.retrying:
+            self.take_retry(job)
+        else:
+            self.classes[job.job.priority.rank].discard(job)
 
     def best(self) -> tuple[int, LiveJob] | None:
         """The rank and head of the highest non-empty class."""
@@ -117,5 +132,7 @@ class ModelQueues:
         return self.classes[rank].pop()
 
     def position(self, job: LiveJob) -> int:
+        if job.retrying:
+            return 0
         rank = job.job.priority.rank
         return sum(len(q) for q in self.classes[:rank]) + self.classes[rank].position(job)

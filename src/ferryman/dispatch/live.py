@@ -25,6 +25,12 @@ class LiveJob:
     worker: WorkerConn | None = None
     crashed: set[str] = field(default_factory=set)
     avoid: set[str] = field(default_factory=set)
+    # workers it failed (retryably) or lapsed on: evidence against them once it succeeds elsewhere
+    failed_on: set[str] = field(default_factory=set)
+    # it failed on two different workers: the job's fault, so none of its failures count against a worker
+    blamed: bool = False
+    # queued in its model's retry lane, waiting for a worker it has not failed on
+    retrying: bool = False
     lease_expires_mono: float = 0.0
     # the job as readers see it from its end until its outcome is committed
     pending: Job | None = None

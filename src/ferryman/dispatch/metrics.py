@@ -57,6 +57,9 @@ class NodeGauges(Collector):
         )
         workers = GaugeMetricFamily("ferryman_workers_connected", "Connected workers.", labels=["region"])
         free = GaugeMetricFamily("ferryman_worker_free_slots", "Free worker slots.", labels=["region"])
+        quarantined = GaugeMetricFamily(
+            "ferryman_workers_quarantined", "Connected workers in quarantine (no work).", labels=["region"]
+        )
         unwritten = GaugeMetricFamily(
             "ferryman_unwritten_outcomes",
             "Jobs that ended but whose outcome the store has not taken yet (retrying with backoff).",
@@ -71,4 +74,5 @@ class NodeGauges(Collector):
             workers.add_metric([region], snap["workers"])
             free.add_metric([region], snap["free_slots"])
             unwritten.add_metric([region], snap.get("unwritten_outcomes", 0))
-        yield from (jobs, depth, workers, free, unwritten)
+            quarantined.add_metric([region], len(snap.get("quarantined_workers", ())))
+        yield from (jobs, depth, workers, free, unwritten, quarantined)

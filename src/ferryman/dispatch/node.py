@@ -24,7 +24,7 @@ from ferryman.clock import Clock
 from ferryman.dispatch.fairshare import ModelQueues
 from ferryman.dispatch.live import LiveJob
 from ferryman.dispatch.metrics import NodeMetrics
-from ferryman.dispatch.registry import WorkerConn
+from ferryman.dispatch.registry import Quarantine, WorkerConn, WorkerRefused
 from ferryman.dispatch.signals import FleetSnapshot, NodeObserver, WorkerSnapshot
 from ferryman.dispatch.timers import TimerHeap
 from ferryman.errors import BacklogFull, StorageUnavailable
@@ -43,6 +43,12 @@ class NodeSettings:
     backlog_cap: int = 100_000
     event_retention_seconds: float = 10.0
     quarantine_after_failures: int = 5
+    # a quarantined worker gets no work for this long, then one probe job; a failed probe doubles it (docs/jobs.md)
+    quarantine_cooldown_seconds: float = 60.0
+    quarantine_max_cooldown_seconds: float = 3600.0
+    max_models_per_worker: int = 16
+    # a model no worker has served for this long leaves the catalog (and /v1/models)
+    model_retention_seconds: float = 7 * 86400.0
     # an outcome the store did not take is retried after this, doubling up to the max (docs/jobs.md)
     outcome_retry_first_seconds: float = 0.05
     outcome_retry_max_seconds: float = 5.0
@@ -54,6 +60,9 @@ OnFinished = Callable[[Job], None]
 EPOCH_SHIFT = 32
 PICK_AMONG = 8
 COMPACT_SLACK = 1024  # timer entries of finished jobs tolerated before the heaps are rebuilt
+# worker ids remembered with their credential once disconnected (the oldest are forgotten first)
+MAX_BOUND_IDS = 10_000
+CATALOG_CHECK_SECONDS = 60.0
 
 
 UNSTORABLE = "outcome_unstorable"
@@ -111,6 +120,14 @@ class QueueNode:
         self._ticker: asyncio.Task[None] | None = None
         self._fence_base = 0
         self._observers: tuple[NodeObserver, ...] = ()
+        # by worker id: the credential that first registered it (a rogue token cannot take over the id), and
+        # the quarantine it is under (kept across reconnects)
+        self._owners: dict[str, str | None] = {}
+        self._quarantines: dict[str, Quarantine] = {}
+        # when each catalog model was last served (wall clock), for leaving the catalog after model_retention
+        self._model_seen: dict[str, float] = {}
+        self._catalog_checked_mono = 0.0
+        self._catalog_stored_at = 0.0
         self._unwritten = 0  # jobs whose outcome the store refused at least once and has not yet taken
         self._stopping = asyncio.Event()
 
@@ -118,8 +135,18 @@ class QueueNode:
 
     async def start(self) -> None:
         """Load the model catalog and re-queue every unfinished job (running ones get a new fence)."""
-        for name, tasks in await self._repo.find_models():
+        now, retention = self._clock.now(), self._settings.model_retention_seconds
+        stale = []
+        for name, tasks, seen_at in await self._repo.find_models():
+            if now - seen_at > retention:
+                stale.append(name)
+                continue
             self._catalog[name] = frozenset(Task(t) for t in tasks)
+            self._model_seen[name] = seen_at
+        if stale:
+            await self._repo.remove_models(stale)
+            log.info("node.models_retired", region=self.region, models=len(stale))
+        self._catalog_stored_at = now
         self._fence_base = await self._repo.start_epoch(self._clock.now()) << EPOCH_SHIFT
         recovered = await self._repo.find_unfinished()
         for job, payload in recovered:
@@ -189,7 +216,9 @@ class QueueNode:
         if tasks is None:
             return None
         serving = [w for w in self._workers.values() if model in w.models]
-        return ModelInfo(model, tasks, len(serving), any(not w.draining for w in serving))
+        quarantined = sum(w.quarantined for w in serving)
+        warm = any(not (w.draining or w.quarantined) for w in serving)
+        return ModelInfo(model, tasks, len(serving), warm, quarantined)
 
     def models(self) -> list[ModelInfo]:
         return [info for name in sorted(self._catalog) if (info := self.model_info(name)) is not None]
@@ -226,10 +255,14 @@ class QueueNode:
         self._deadlines.push(live.deadline_mono, job.id, 0)
         return live
 
-    def _queue(self, live: LiveJob, *, front: bool = False) -> None:
+    def _queue(self, live: LiveJob, *, front: bool = False, retry: bool = False) -> None:
         live.state = JobState.QUEUED
         live.enqueued_mono = self._clock.monotonic()
-        self._queues.setdefault(live.job.model, ModelQueues()).push(live, front=front)
+        queues = self._queues.setdefault(live.job.model, ModelQueues())
+        if retry:
+            queues.push_retry(live)
+        else:
+            queues.push(live, front=front)
         self._pump_model(live.job.model)
 
     def live_job(self, job_id: JobId) -> Job | None:
@@ -249,6 +282,8 @@ class QueueNode:
         if not serving:
             reason = "worker_starting" if self._starting(model) else "no_worker_for_model"
             return QueueInfo(position, reason, None)
+        if any(w.quarantined for w in serving) and not any(w.in_service for w in serving):
+            return QueueInfo(position, "workers_quarantined", None)
         if all(w.draining or w.paused for w in serving):
             return QueueInfo(position, "workers_draining", None)
         slots = sum(w.slots for w in serving if not w.draining)
@@ -288,7 +323,15 @@ class QueueNode:
             "depth": depth,
             "workers": len(self._workers),
             "free_slots": sum(w.free_slots for w in self._workers.values() if not w.draining),
+            **self.worker_health(),
             "unwritten_outcomes": self._unwritten,
+        }
+
+    def worker_health(self) -> dict[str, Any]:
+        """Which workers are quarantined and how many take work (for /readyz and metrics). O(workers)."""
+        return {
+            "healthy_workers": sum(w.in_service for w in self._workers.values()),
+            "quarantined_workers": sorted(w.id for w in self._workers.values() if w.quarantined),
         }
 
     def fleet_snapshot(self, model: str) -> FleetSnapshot:
@@ -315,19 +358,22 @@ class QueueNode:
         worker.draining = draining
         self._refresh(worker)
         self._pump_worker(worker)
+        self._pump_models_of(worker)
         return True
 
     # -- matching jobs to workers
 
     def _pump_model(self, model: str) -> None:
         queues = self._queues.get(model)
+        if queues is not None and queues.retrying:
+            self._pump_retries(queues)
         while queues is not None and len(queues):
             free = self._free.get(model)
             if not free:
                 return
             best = queues.best()
             if best is None:
-                return
+                return  # what is left waits in the retry lane
             live = queues.pop(best[0])
             assert live is not None
             self._dispatch(live, self._pick_worker(live, free))
@@ -340,6 +386,11 @@ class QueueNode:
                 best = queues.best() if queues is not None else None
                 if best is not None and (choice is None or (best[0], best[1].enqueued_mono) < choice[:2]):
                     choice = (best[0], best[1].enqueued_mono, model)
+            retry = self._retry_for(worker)
+            if retry is not None and (choice is None or retry.job.priority.rank <= choice[0]):
+                self._queues[retry.job.model].take_retry(retry)
+                self._dispatch(retry, worker)
+                continue
             if choice is None:
                 return
             live = self._queues[choice[2]].pop(choice[0])
@@ -348,6 +399,49 @@ class QueueNode:
                 self._dispatch(live, self._pick_worker(live, self._free.get(live.job.model, {})))
             else:
                 self._dispatch(live, worker)
+
+    def _pump_retries(self, queues: ModelQueues) -> None:
+        """Give re-queued jobs to free workers they have not failed on (not to a quarantined one's probe), or
+        to any free worker once no other worker that takes work serves the model. Skipping a worker costs at
+        most one look per worker the job failed on, so this stays O(1) per job."""
+        for live in list(queues.retrying):
+            free = self._free.get(live.job.model)
+            if not free:
+                return
+            worker = next((w for w in free if w.id not in live.avoid and not w.quarantined), None)
+            if worker is None and not self._other_worker_exists(live):
+                worker = self._pick_worker(live, free)
+            if worker is not None:
+                del free[worker]
+                free[worker] = None  # to the back of the rotation
+                queues.take_retry(live)
+                self._dispatch(live, worker)
+
+    def _retry_for(self, worker: WorkerConn) -> LiveJob | None:
+        """The oldest re-queued job `worker` may take: one it has not failed on, or one that no other worker
+        taking work could run."""
+        for model in worker.models:
+            queues = self._queues.get(model)
+            for live in queues.retrying if queues is not None else ():
+                fresh = worker.id not in live.avoid and not worker.quarantined
+                if fresh or not self._other_worker_exists(live):
+                    return live
+        return None
+
+    def _other_worker_exists(self, live: LiveJob) -> bool:
+        """Whether a connected worker the job has not failed on takes its model's work, free or not."""
+        model = live.job.model
+        return any(
+            w.in_service and model in w.models and w.id not in live.avoid for w in self._workers.values()
+        )
+
+    def _pump_models_of(self, worker: WorkerConn) -> None:
+        """`worker` stopped taking work (left, drained, paused, quarantined): retries that waited for it
+        may now go to a worker they failed on."""
+        for model in worker.models:
+            queues = self._queues.get(model)
+            if queues is not None and queues.retrying:
+                self._pump_model(model)
 
     def _pick_worker(self, live: LiveJob, free: dict[WorkerConn, None]) -> WorkerConn:
         """The least-loaded of the next few free workers in rotation, preferring ones this job has not failed
@@ -383,6 +477,9 @@ class QueueNode:
         live.dispatched_mono = self._clock.monotonic()
         live.lease_expires_mono = live.dispatched_mono + self._settings.lease_seconds
         worker.running[live.id] = live
+        if worker.quarantined:  # its cool-down is over: this job is its probe
+            worker.probe_due, worker.probe_job = False, live.id
+            log.info("worker.probe_dispatched", worker_id=worker.id, region=self.region, job_id=live.id)
         if not worker.accepts_jobs:
             self._refresh(worker)
         self._leases.push(live.lease_expires_mono, live.id, live.fence)
@@ -414,6 +511,9 @@ class QueueNode:
     def _release(self, live: LiveJob) -> WorkerConn | None:
         worker = live.worker
         if worker is not None and worker.running.pop(live.id, None) is not None:
+            if worker.probe_job == live.id:
+                # the probe ended without a verdict (cancelled, timed out, bad input): the next job probes
+                worker.probe_job, worker.probe_due = None, worker.quarantined
             self._refresh(worker)
         return worker
 
@@ -456,7 +556,8 @@ class QueueNode:
             crashed_workers=sorted(live.crashed),
         ).add_done_callback(_log_failed_write)
         self._events.publish(live.id, "status", {"state": "queued", "requeued": True})
-        self._queue(live, front=True)
+        # a retry waits for a worker it has not failed on, while one that takes work serves its model
+        self._queue(live, front=True, retry=bool(live.avoid) and self._other_worker_exists(live))
 
     def _end(
         self, live: LiveJob, state: JobState, *, announce_first: bool = False, **outcome: Any
@@ -573,12 +674,22 @@ class QueueNode:
     # -- workers
 
     def attach(
-        self, register: p.Register, *, send: Callable[[str], None], close: Callable[[], None]
+        self,
+        register: p.Register,
+        *,
+        send: Callable[[str], None],
+        close: Callable[[], None],
+        credential: str | None = None,
     ) -> WorkerConn:
+        """Take a registered worker into service. Its id is bound to `credential` (the worker token's id) for
+        the node's life: the same credential replaces a connection under that id (its jobs are re-queued under
+        new fences), another credential is refused. Raises WorkerRefused."""
+        self._check_register(register, credential)
         old = self._workers.get(register.worker_id)
         if old is not None:
             old.close()
             self.detach(old)
+        self._bind(register.worker_id, credential)
         worker = WorkerConn(
             id=register.worker_id,
             region=register.region,
@@ -589,9 +700,17 @@ class QueueNode:
             backend=register.backend,
             connected_mono=self._clock.monotonic(),
             loading=set(register.loading),
+            credential=credential,
         )
+        if (quarantine := self._quarantines.get(worker.id)) is not None:
+            # a reconnect does not lift a quarantine: the probe after the cool-down does
+            worker.quarantined = True
+            worker.probe_due = quarantine.until_mono <= self._clock.monotonic()
         self._workers[worker.id] = worker
         self._refresh(worker)
+        now = self._clock.now()
+        for offer in register.models:
+            self._model_seen[offer.name] = now
         new = [
             (o.name, [t.value for t in o.tasks])
             for o in register.models
@@ -606,6 +725,29 @@ class QueueNode:
         self._pump_worker(worker)
         return worker
 
+    def _check_register(self, register: p.Register, credential: str | None) -> None:
+        cap = self._settings.max_models_per_worker
+        if len(register.models) > cap:
+            raise WorkerRefused(
+                "protocol_error",
+                f"register offers {len(register.models)} models; a worker may offer at most {cap}",
+            )
+        if register.worker_id in self._owners and self._owners[register.worker_id] != credential:
+            raise WorkerRefused(
+                "worker_id_taken",
+                f"worker id {register.worker_id!r} belongs to another worker token; connect with that worker's "
+                "token or choose another --worker-id",
+            )
+
+    def _bind(self, worker_id: str, credential: str | None) -> None:
+        """Remember which credential owns `worker_id`, forgetting the oldest disconnected ids past a bound."""
+        self._owners.pop(worker_id, None)
+        self._owners[worker_id] = credential
+        if len(self._owners) > MAX_BOUND_IDS:
+            gone = [i for i in self._owners if i not in self._workers]
+            for old in gone[: len(self._owners) - MAX_BOUND_IDS]:
+                del self._owners[old]
+
     def detach(self, worker: WorkerConn) -> None:
         """A worker's connection ended: every job it held goes back to the queue (a crash, for poison counting)."""
         if self._workers.get(worker.id) is not worker:
@@ -614,7 +756,50 @@ class QueueNode:
         self._refresh(worker)
         for live in list(worker.running.values()):
             self._requeue(live, crashed=True)
+        self._pump_models_of(worker)
+        self._note_unserved({o.name for o in worker.offers})
         log.info("worker.detached", worker_id=worker.id, region=self.region)
+
+    def _note_unserved(self, models: set[str]) -> None:
+        """Record when models lost their last worker: their stay in the catalog is counted from then."""
+        served = {o.name for w in self._workers.values() for o in w.offers}
+        lost = [(m, sorted(t.value for t in self._catalog[m])) for m in models - served if m in self._catalog]
+        if lost:
+            now = self._clock.now()
+            for name, _ in lost:
+                self._model_seen[name] = now
+            self._spawn(self._repo.upsert_models(lost, now))
+
+    def _retire_models(self) -> None:
+        """Drop catalog models that no worker has served for `model_retention_seconds` and that have nothing
+        queued; keep the stored last-seen time of served models fresh, so a restart does not drop them."""
+        mono = self._clock.monotonic()
+        if mono - self._catalog_checked_mono < CATALOG_CHECK_SECONDS and self._catalog_checked_mono:
+            return
+        self._catalog_checked_mono = mono
+        now, retention = self._clock.now(), self._settings.model_retention_seconds
+        served = {o.name for w in self._workers.values() for o in w.offers}
+        for name in served:
+            self._model_seen[name] = now
+        retired = [
+            m
+            for m in self._catalog
+            if m not in served
+            and now - self._model_seen.get(m, now) > retention
+            and not len(self._queues.get(m) or ())
+        ]
+        for name in retired:
+            del self._catalog[name]
+            self._model_seen.pop(name, None)
+        if retired:
+            log.info("node.models_retired", region=self.region, models=len(retired))
+            self._spawn(self._repo.remove_models(retired))
+        if served and now - self._catalog_stored_at >= retention / 2:
+            self._catalog_stored_at = now
+            offers = [
+                (m, sorted(t.value for t in self._catalog[m])) for m in sorted(served) if m in self._catalog
+            ]
+            self._spawn(self._repo.upsert_models(offers, now))
 
     def handle(self, worker: WorkerConn, message: p.Message) -> None:
         if isinstance(message, p.ModelReady):
@@ -683,37 +868,110 @@ class QueueNode:
         )
         previous = self._service_seconds.get(live.job.model, total_ms / 1000)
         self._service_seconds[live.job.model] = 0.8 * previous + 0.2 * total_ms / 1000
-        worker.failures_in_row = 0
+        self._succeeded_on(live, worker)
         self._release(live)
         self._end(live, JobState.SUCCEEDED, result=message.output, usage=message.usage, timings=timings)
         self._pump_worker(worker)
 
-    def _count_failure(self, worker: WorkerConn) -> None:
-        """A worker that fails jobs again and again is quarantined: connected, but given no more work."""
+    # -- worker health (docs/jobs.md, "Retries and quarantine")
+
+    def _suspect(self, live: LiveJob, worker: WorkerConn) -> None:
+        """A job failed retryably or lapsed on `worker`. Nothing is counted yet: whose fault it is shows when
+        the job is tried elsewhere. Failing on a second worker makes it the job's fault."""
+        if live.failed_on - {worker.id}:
+            live.blamed = True
+        live.failed_on.add(worker.id)
+        if worker.probe_job == live.id:
+            self._probe_failed(worker)
+
+    def _succeeded_on(self, live: LiveJob, worker: WorkerConn) -> None:
+        """A job succeeded here: this worker is fine, and each worker it failed on before failed a job that
+        runs (one strike each, unless the job also failed on another worker)."""
+        worker.failures_in_row = 0
+        if worker.probe_job == live.id:
+            self._lift(worker)
+        if live.blamed:
+            return
+        for worker_id in sorted(live.failed_on - {worker.id}):
+            if (other := self._workers.get(worker_id)) is not None:
+                self._strike(other)
+
+    def _strike(self, worker: WorkerConn) -> None:
+        if worker.quarantined:
+            return
         worker.failures_in_row += 1
-        if worker.failures_in_row >= self._settings.quarantine_after_failures and not worker.quarantined:
-            worker.quarantined = True
-            self._refresh(worker)
-            log.warning(
-                "worker.quarantined", worker_id=worker.id, region=self.region, failures=worker.failures_in_row
-            )
-            worker.send(
-                p.encode(
-                    p.ErrorMessage(
-                        code="quarantined",
-                        message=(
-                            f"{worker.failures_in_row} jobs in a row failed or lapsed on this worker; "
-                            "it gets no more work until it reconnects"
-                        ),
-                    )
+        if worker.failures_in_row >= self._settings.quarantine_after_failures:
+            self._quarantine(worker)
+
+    def _quarantine(self, worker: WorkerConn) -> None:
+        """Connected, but given no work until the cool-down ends; then one probe job decides."""
+        quarantine = self._quarantines.setdefault(
+            worker.id, Quarantine(cooldown_seconds=self._settings.quarantine_cooldown_seconds, until_mono=0.0)
+        )
+        quarantine.until_mono = self._clock.monotonic() + quarantine.cooldown_seconds
+        worker.quarantined, worker.probe_due = True, False
+        self._refresh(worker)
+        log.warning(
+            "worker.quarantined",
+            worker_id=worker.id,
+            region=self.region,
+            failures=worker.failures_in_row,
+            cooldown_seconds=quarantine.cooldown_seconds,
+        )
+        worker.send(
+            p.encode(
+                p.ErrorMessage(
+                    code="quarantined",
+                    message=(
+                        f"{worker.failures_in_row} jobs in a row failed or lapsed on this worker and then "
+                        f"succeeded on others; no new work for {quarantine.cooldown_seconds:g} s, then one "
+                        "probe job, whose success lifts the quarantine"
+                    ),
                 )
             )
+        )
+        self._pump_models_of(worker)
+
+    def _probe_failed(self, worker: WorkerConn) -> None:
+        quarantine = self._quarantines[worker.id]
+        quarantine.cooldown_seconds = min(
+            quarantine.cooldown_seconds * 2, self._settings.quarantine_max_cooldown_seconds
+        )
+        quarantine.until_mono = self._clock.monotonic() + quarantine.cooldown_seconds
+        worker.probe_job, worker.probe_due = None, False
+        log.warning(
+            "worker.probe_failed",
+            worker_id=worker.id,
+            region=self.region,
+            cooldown_seconds=quarantine.cooldown_seconds,
+        )
+
+    def _lift(self, worker: WorkerConn) -> None:
+        self._quarantines.pop(worker.id, None)
+        worker.quarantined = worker.probe_due = False
+        worker.probe_job = None
+        log.info("worker.quarantine_lifted", worker_id=worker.id, region=self.region)
+
+    def _probe_quarantined(self) -> None:
+        """Offer a probe to each connected quarantined worker whose cool-down is over; forget quarantines of
+        workers gone for longer than the longest cool-down."""
+        now = self._clock.monotonic()
+        for worker_id, quarantine in list(self._quarantines.items()):
+            worker = self._workers.get(worker_id)
+            if worker is None:
+                if now - quarantine.until_mono > self._settings.quarantine_max_cooldown_seconds:
+                    del self._quarantines[worker_id]
+                continue
+            if quarantine.until_mono <= now and not (worker.probe_due or worker.probe_job):
+                worker.probe_due = True
+                self._refresh(worker)
+                self._pump_worker(worker)
 
     def _fail(self, live: LiveJob, worker: WorkerConn, message: p.JobError) -> None:
         if not message.retryable:
             worker.failures_in_row = 0  # the job's fault (bad input), not the worker's
         else:
-            self._count_failure(worker)
+            self._suspect(live, worker)
         if message.retryable and live.attempts < self._settings.max_attempts:
             self._requeue(live, crashed=False)
         else:
@@ -756,7 +1014,7 @@ class QueueNode:
                 continue
             log.warning("lease.expired", job_id=job_id, region=self.region, fence=fence)
             if live.worker is not None:
-                self._count_failure(live.worker)
+                self._suspect(live, live.worker)
             self._stop_on_worker(live, "lease_expired")
             self._requeue(live, crashed=False)
         for _, job_id, _ in self._deadlines.pop_due(now):
@@ -773,6 +1031,8 @@ class QueueNode:
             else:
                 self._stop_on_worker(live, "timeout")
                 self._end(live, JobState.FAILED, error=JobFailure("timeout", "the job ran past its deadline"))
+        self._probe_quarantined()
+        self._retire_models()
         self._events.sweep(now, self._settings.event_retention_seconds)
         for timers in (self._deadlines, self._leases):
             if len(timers) > 2 * len(self._live) + COMPACT_SLACK:

@@ -1,4 +1,4 @@
-"""Connected workers: what each serves, its slots and the jobs it holds."""
+"""Connected workers: what each serves, its slots, the jobs it holds, and its standing (quarantine, probe)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,23 @@ from dataclasses import dataclass, field
 
 from ferryman.dispatch.live import LiveJob
 from ferryman.protocol import ModelOffer
+
+
+class WorkerRefused(Exception):
+    """A registration the node will not accept; `code` goes to the worker in an `error` frame."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass(slots=True)
+class Quarantine:
+    """Why a worker id gets no work: until `until_mono`, then one probe job at a time. Kept by worker id, so a
+    reconnect does not wash it away; a probe that fails doubles `cooldown_seconds` (up to a maximum)."""
+
+    cooldown_seconds: float
+    until_mono: float
 
 
 @dataclass(slots=True, eq=False)
@@ -19,10 +36,15 @@ class WorkerConn:
     close: Callable[[], None]
     backend: str = ""
     connected_mono: float = 0.0
+    credential: str | None = None
     running: dict[str, LiveJob] = field(default_factory=dict)
     draining: bool = False
     paused: bool = False
     quarantined: bool = False
+    # a quarantined worker whose cool-down is over takes one job (the probe) when this is set
+    probe_due: bool = False
+    probe_job: str | None = None
+    # jobs that failed or lapsed here and then succeeded elsewhere, since this worker last succeeded
     failures_in_row: int = 0
 
     # offered models still loading (registered before its backend had loaded them): no jobs for them yet
@@ -45,8 +67,17 @@ class WorkerConn:
         return self.slots - len(self.running)
 
     @property
+    def in_service(self) -> bool:
+        """Whether it takes work in principle (now or once a slot frees): a retry may wait for it."""
+        return not (self.draining or self.paused or self.quarantined)
+
+    @property
     def accepts_jobs(self) -> bool:
-        return not (self.draining or self.paused or self.quarantined) and len(self.running) < self.slots
+        if self.draining or self.paused:
+            return False
+        if self.quarantined:
+            return self.probe_due and not self.running
+        return len(self.running) < self.slots
 
     @property
     def load(self) -> float:

@@ -116,7 +116,8 @@ class ModelInfo:
     name: str
     tasks: frozenset[Task]
     workers: int
-    warm: bool
+    warm: bool  # a connected worker that is neither draining nor quarantined serves it
+    quarantined: int = 0  # of `workers`, how many are quarantined
 
 
 @dataclass(frozen=True, slots=True)

@@ -339,8 +339,18 @@ class JobRepository:
 
         return await self._writer.write(write)
 
-    async def find_models(self) -> list[tuple[str, list[str]]]:
+    async def find_models(self) -> list[tuple[str, list[str], float]]:
+        """Every model in the catalog: its name, tasks and when a worker last served it."""
         m = tables.models
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(select(m.c.name, m.c.tasks))).all()
-        return [(r.name, json.loads(r.tasks)) for r in rows]
+            rows = (await conn.execute(select(m.c.name, m.c.tasks, m.c.last_seen_at))).all()
+        return [(r.name, json.loads(r.tasks), r.last_seen_at) for r in rows]
+
+    async def remove_models(self, names: Sequence[str]) -> None:
+        """Take models out of the catalog (no worker served them for the retention time)."""
+        m = tables.models
+
+        def write(conn: Connection) -> None:
+            conn.execute(delete(m).where(m.c.name.in_(list(names))))
+
+        await self._writer.write(write)

@@ -21,6 +21,13 @@ async def list_models(principal: CurrentPrincipal, container: AppContainer) -> J
                 info.name, {"id": info.name, "object": "model", "tasks": set(), "regions": []}
             )
             entry["tasks"] |= {t.value for t in info.tasks}
-            entry["regions"].append({"region": region.value, "workers": info.workers, "warm": info.warm})
+            entry["regions"].append(
+                {
+                    "region": region.value,
+                    "workers": info.workers,
+                    "warm": info.warm,
+                    "quarantined_workers": info.quarantined,
+                }
+            )
     data = [{**e, "tasks": sorted(e["tasks"])} for _, e in sorted(catalog.items())]
     return JSONResponse({"object": "list", "data": data})
