@@ -22,7 +22,10 @@ from tests.dispatch.harness import QUIET_NODE, NodeHarness, open_harness
 pytestmark = pytest.mark.anyio
 
 FAST_RETRY = dataclasses.replace(
-    QUIET_NODE, outcome_retry_first_seconds=0.01, outcome_retry_max_seconds=0.05, cancel_commit_wait_seconds=0.2
+    QUIET_NODE,
+    outcome_retry_first_seconds=0.01,
+    outcome_retry_max_seconds=0.05,
+    cancel_commit_wait_seconds=0.2,
 )
 
 
@@ -32,12 +35,13 @@ class RefusingFinish:
     def __init__(self, real: Any, error: Exception, times: int) -> None:
         self.real, self.error, self.left, self.calls = real, error, times, 0
 
-    async def __call__(self, job: Job, *, result: dict[str, Any] | None) -> None:
+    async def __call__(self, job: Job, *, result: dict[str, Any] | None) -> bool:
         self.calls += 1
         if self.left > 0:
             self.left -= 1
             raise self.error
-        await self.real(job, result=result)
+        written: bool = await self.real(job, result=result)
+        return written
 
 
 def outage() -> OperationalError:
@@ -175,3 +179,16 @@ async def test_node_stop_gives_up_an_outcome_still_waiting_for_the_store(
         await asyncio.wait_for(h.node.stop(), 2)  # does not wait for a store that is not coming back
         row = await h.repo.get(job.org_id, JobId(job.id))
         assert row is not None and not row.state.is_terminal  # a restart re-queues it
+
+
+async def test_outcome_of_a_job_the_store_never_took_is_not_announced_as_success(h: NodeHarness) -> None:
+    """A sync job is queued while its insert commits; if that insert failed, its result has no row to land in,
+    and the waiter is told the store did not take the job instead of getting an answer nothing recorded."""
+    worker = h.attach("w1", slots=2)
+    job = dataclasses.replace(await h.submit(), id=JobId("job_us_never_inserted"))
+    h.node.enqueue(job, {"prompt": "hi"})  # queued, but no insert of it was ever written
+    fence = worker.dispatch_of(job.id).fence
+    h.send(worker, p.JobResult(job_id=job.id, fence=fence, output={"text": "hello"}))
+    with pytest.raises(StorageUnavailable):
+        await h.service.wait(job.org_id, job.id, timeout_seconds=5)
+    assert await h.repo.get(job.org_id, job.id) is None

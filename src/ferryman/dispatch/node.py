@@ -85,6 +85,11 @@ def _unstorable(job: Job, refused: BaseException) -> Job:
     )
 
 
+def _not_stored(job: Job) -> Job:
+    failure = JobFailure(StorageUnavailable.code, "the store did not take the job; submit it again")
+    return dataclasses.replace(job, state=JobState.FAILED, result=None, error=failure)
+
+
 def _log_failed_write(written: asyncio.Future[Any]) -> None:
     if not written.cancelled() and written.exception() is not None:
         log.error("job.state_write_failed", error=type(written.exception()).__name__)
@@ -613,8 +618,10 @@ class QueueNode:
         try:
             while True:
                 try:
-                    await self._repo.finish(job, result=result)
-                    return job
+                    if await self._repo.finish(job, result=result):
+                        return job
+                    # its insert never committed: no success is announced for a job the store does not hold
+                    return _not_stored(job)
                 except Exception as exc:
                     outage = store.is_outage(exc)
                     failures += 1

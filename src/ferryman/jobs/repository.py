@@ -246,8 +246,9 @@ class JobRepository:
 
         return self._writer.submit(write)
 
-    async def finish(self, job: Job, *, result: dict[str, Any] | None) -> None:
-        """Durably record a terminal state with its sealed result; the caller acknowledges only after this."""
+    async def finish(self, job: Job, *, result: dict[str, Any] | None) -> bool:
+        """Durably record a terminal state with its sealed result; the caller acknowledges only after this.
+        False when the store holds no such job: its insert (queued before, so committed before) failed."""
         sealed = None
         if result is not None:
             sealed = await self._cipher.encrypt(job.org_id, _dumps(result).encode(), aad=f"{job.id}:result")
@@ -270,10 +271,10 @@ class JobRepository:
             result=sealed,
         )
 
-        def write(conn: Connection) -> None:
-            conn.execute(_FINISH_JOB, params)
+        def write(conn: Connection) -> bool:
+            return bool(conn.execute(_FINISH_JOB, params).rowcount)
 
-        await self._writer.write(write)
+        return await self._writer.write(write)
 
     async def store_blob(
         self, org_id: OrgId, job_id: JobId, name: str, content_type: str, data: bytes

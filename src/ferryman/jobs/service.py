@@ -31,7 +31,7 @@ from ferryman.types import JobId, OrgId, Region, Task, new_id
 log = structlog.get_logger(__name__)
 
 # the failure of a sync job whose insert the store refused: its waiter is answered 503, not with a job
-NOT_STORED = "storage_unavailable"
+NOT_STORED = StorageUnavailable.code
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,10 @@
 The difference decides what happens next: an outcome refused during an outage is retried until it commits and
 a request that needed the store is answered `503 storage_unavailable` with `Retry-After`; a write refused for
 what it holds is not retried as it is. Drivers disagree on how they say "unreachable": asyncpg raises
-`ConnectionRefusedError` raw while connecting, and a wrapped error with `connection_invalidated` when the server
-drops a connection in use; SQLite says `OperationalError` (locked, disk full). PostgreSQL's SQLSTATE classes
-name the rest.
+`ConnectionRefusedError` raw while connecting, a wrapped error without a statement when connecting fails
+otherwise ("not accepting connections"), and one with `connection_invalidated` when the server drops a
+connection in use; SQLite says `OperationalError` (locked, disk full). PostgreSQL's SQLSTATE classes name the
+rest.
 """
 
 from __future__ import annotations
@@ -34,7 +35,12 @@ def is_outage(error: BaseException) -> bool:
     if isinstance(error, OSError | TimeoutError | sa_exc.TimeoutError | sa_exc.DisconnectionError):
         return True
     if isinstance(error, sa_exc.DBAPIError):
-        if error.connection_invalidated or isinstance(error, sa_exc.OperationalError):
+        # no statement: it failed while connecting (refused, "not accepting connections", starting up)
+        if (
+            error.connection_invalidated
+            or error.statement is None
+            or isinstance(error, sa_exc.OperationalError)
+        ):
             return True
         cause = error.orig.__cause__ if error.orig is not None else None
         if cause is not None and type(cause).__name__ in _TRANSIENT_DRIVER_ERRORS:
