@@ -27,6 +27,8 @@ def _real_model() -> None:
 
 
 MODEL = "smollm2-135m"
+# a job sent the moment the API answers, while the local workers still start and load the model
+EARLY: dict[str, Any] = {}
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +36,10 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerrymanServer]:
     server = FerrymanServer(tmp_path_factory.mktemp("up"), command="up")
     try:
         server.start()
+        with server.client() as api:
+            submitted = api.post("/v1/jobs", json=_chat())
+            EARLY["status_code"] = submitted.status_code
+            EARLY["job"] = api.get(f"/v1/jobs/{submitted.json()['id']}").json()
         wait_until(
             lambda: _warm_regions(server) == ["us", "eu"],
             timeout_s=90,
@@ -115,6 +121,39 @@ def test_models_show_the_local_model_warm_in_both_regions(up: FerrymanServer) ->
         {"region": "eu", "workers": 1, "warm": True},
     ]
     assert local["tasks"] == ["chat", "completion", "embeddings"]
+
+
+def test_a_job_sent_before_the_model_is_warm_waits_as_worker_starting_then_runs(up: FerrymanServer) -> None:
+    assert EARLY["status_code"] == 202, EARLY
+    assert (EARLY["job"]["status"], EARLY["job"]["queue"]["wait_reason"]) == ("queued", "worker_starting")
+    with up.client(timeout=120) as api:
+        done = wait_until(
+            lambda: (
+                (job := api.get(f"/v1/jobs/{EARLY['job']['id']}").json())["status"] == "succeeded" and job
+            ),
+            timeout_s=90,
+            what="the early job to run once the model is warm",
+        )
+    assert done["result"]["choices"][0]["message"]["content"].strip()
+
+
+def test_up_prints_the_ready_line_once_and_its_curl_answers(up: FerrymanServer) -> None:
+    lines = [line for line in up.log.read_text().splitlines() if line.startswith("ready: ")]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"ready: {MODEL} warm in us, eu — try: curl -s {up.url}/v1/jobs ")
+    curl = lines[0].split(" — try: ", 1)[1]
+    answer = json.loads(
+        subprocess.run(["bash", "-c", curl], capture_output=True, timeout=120, check=True).stdout
+    )
+    # on a busy machine the curl's `wait` (60 s) may lapse first: it then holds the running job
+    with up.client() as api:
+        done = wait_until(
+            lambda: (job := api.get(f"/v1/jobs/{answer['id']}").json())["status"] == "succeeded" and job,
+            timeout_s=120,
+            what="the README's job to finish",
+        )
+    assert done["result"]["choices"][0]["message"]["content"].strip()
+    assert 0 < done["usage"]["completion_tokens"] <= 32
 
 
 def _children(pid: int) -> list[int]:
