@@ -1,6 +1,6 @@
 """A Hypothesis state machine over the queue node: workers come and go, send results with current and stale
-fences, time passes; whatever the order, no job completes twice and no worker is handed more jobs than it
-has slots.
+fences, time passes; whatever the order, no job completes twice, no worker is handed more jobs than it
+has slots, and no queued job waits while a worker it may go to has a free slot.
 
 The node lives on an event loop this machine owns; every rule runs inside it, and the `settle` rule lets the
 background writes and finishes complete. Invariants hold whether or not the node has settled.
@@ -52,7 +52,14 @@ class NodeMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.dir = Path(tempfile.mkdtemp(prefix="ferryman-machine-"))
-        node_settings = replace(QUIET_NODE, lease_seconds=30.0, poison_threshold=3, max_attempts=5)
+        node_settings = replace(
+            QUIET_NODE,
+            lease_seconds=30.0,
+            poison_threshold=3,
+            max_attempts=5,
+            quarantine_after_failures=1,  # low, so quarantines, probes and their lifting happen in a run
+            quarantine_cooldown_seconds=20.0,
+        )
         self.exit = contextlib.AsyncExitStack()
         self.h: NodeHarness = self.run(
             self.exit.enter_async_context(open_harness(self.dir, settings=node_settings))
@@ -165,6 +172,13 @@ class NodeMachine(RuleBasedStateMachine):
         worker = self.pick_worker(index)
         del self.workers[worker.id]
         self.act(lambda: self.h.node.detach(worker.fake.conn))
+
+    @precondition(lambda self: bool(self.workers))
+    @rule(index=INDEX, kind=st.sampled_from(["pause", "resume", "drain"]))
+    def pause_resume_or_drain(self, index: int, kind: str) -> None:
+        worker = self.pick_worker(index)
+        message = {"pause": p.Pause(), "resume": p.Resume(), "drain": p.Drain()}[kind]
+        self.act(lambda: self.h.send(worker.fake, message))
 
     @precondition(has_held_job)
     @rule(index=INDEX)
@@ -287,6 +301,26 @@ class NodeMachine(RuleBasedStateMachine):
     @invariant()
     def no_worker_holds_more_jobs_than_slots(self) -> None:
         assert [(w.id, len(w.held), w.slots) for w in self.workers.values() if len(w.held) > w.slots] == []
+
+    @invariant()
+    def no_queued_job_waits_while_a_free_worker_may_take_it(self) -> None:
+        """A queued job may wait for a worker only while none that it may go to has a free slot: a fresh job
+        may go to any worker, a retry to one it has not failed on (or to any, once no other takes work)."""
+        node = self.h.node
+        stalled = []
+        for job_id, live in node._live.items():
+            if live.state is not JobState.QUEUED:
+                continue
+            free = [w for w in node._workers.values() if w.accepts_jobs and live.job.model in w.models]
+            if not live.retrying:
+                may_take = free
+            elif node._other_worker_exists(live):
+                may_take = [w for w in free if w.id not in live.avoid and not w.quarantined]
+            else:
+                may_take = free
+            if may_take:
+                stalled.append((job_id, sorted(w.id for w in may_take)))
+        assert stalled == []
 
     @invariant()
     def every_held_job_is_dispatched_or_running_on_that_worker(self) -> None:

@@ -121,6 +121,10 @@ class ModelQueues:
         else:
             self.classes[job.job.priority.rank].discard(job)
 
+    def depth(self, rank: int) -> int:
+        """Jobs waiting in one class, retries included."""
+        return len(self.classes[rank]) + sum(j.job.priority.rank == rank for j in self.retrying)
+
     def best(self) -> tuple[int, LiveJob] | None:
         """The rank and head of the highest non-empty class."""
         for rank, queue in enumerate(self.classes):

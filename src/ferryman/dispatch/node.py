@@ -211,7 +211,7 @@ class QueueNode:
     def model_readiness(self) -> dict[str, list[str]]:
         """`warm`: models a connected, undrained worker takes jobs for now; `starting`: expected or loading
         models that are not warm yet. O(workers), for /readyz and `ferryman up`."""
-        warm = {m for w in self._workers.values() if not w.draining for m in w.models}
+        warm = {m for w in self._workers.values() if not (w.draining or w.quarantined) for m in w.models}
         loading = {m for w in self._workers.values() for m in w.loading}
         starting = (loading | set(self._expected)) - warm
         return {"warm": sorted(warm), "starting": sorted(starting)}
@@ -321,7 +321,7 @@ class QueueNode:
         for live in self._live.values():
             if live.state.value in jobs:
                 jobs[live.state.value] += 1
-        depth = {(m, pr.value): len(q.classes[pr.rank]) for m, q in self._queues.items() for pr in Priority}
+        depth = {(m, pr.value): q.depth(pr.rank) for m, q in self._queues.items() for pr in Priority}
         return {
             "region": self.region.value,
             "jobs": jobs,
@@ -342,7 +342,7 @@ class QueueNode:
     def fleet_snapshot(self, model: str) -> FleetSnapshot:
         """The queue and the workers of `model` now, for the autoscaler. O(workers); meant for every few seconds."""
         queues = self._queues.get(model)
-        depth = {pr: len(queues.classes[pr.rank]) if queues else 0 for pr in Priority}
+        depth = {pr: queues.depth(pr.rank) if queues else 0 for pr in Priority}
         best = queues.best() if queues is not None else None
         workers = tuple(
             WorkerSnapshot(
@@ -822,6 +822,7 @@ class QueueNode:
             )
             self._refresh(worker)
             self._pump_worker(worker)
+            self._pump_models_of(worker)  # retries that waited for a worker that now takes no work
             return
         live = self._held(worker, getattr(message, "job_id", None), getattr(message, "fence", None))
         if live is None:
