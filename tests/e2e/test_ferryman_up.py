@@ -117,8 +117,8 @@ def test_models_show_the_local_model_warm_in_both_regions(up: FerrymanServer) ->
         models = api.get("/v1/models").json()["data"]
     local = next(m for m in models if m["id"] == MODEL)
     assert local["regions"] == [
-        {"region": "us", "workers": 1, "warm": True},
-        {"region": "eu", "workers": 1, "warm": True},
+        {"region": "us", "workers": 1, "warm": True, "quarantined_workers": 0},
+        {"region": "eu", "workers": 1, "warm": True, "quarantined_workers": 0},
     ]
     assert local["tasks"] == ["chat", "completion", "embeddings"]
 
