@@ -2,12 +2,13 @@
 
 A leaf module shared by both sides. Text frames carry one JSON object with a `type`; binary frames carry media
 as a 4-byte big-endian header length, a JSON header, then the bytes. `decode_*` raise `ProtocolError` and
-nothing else, whatever the frame holds.
+nothing else, whatever the frame holds; a frame from a worker is also held to `MAX_DEPTH` and `MAX_VALUES`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import struct
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -19,7 +20,45 @@ MAX_FRAME_BYTES = 64 * 1024 * 1024
 
 
 class ProtocolError(ValueError):
-    """A frame that is not a valid message of this protocol."""
+    """A frame that is not a valid message of this protocol. `job_id` and `fence` are the job the frame named,
+    when they could be read: a result that breaks the limits fails that job rather than leaving it to lapse."""
+
+    def __init__(self, message: str, *, job_id: str | None = None, fence: int | None = None) -> None:
+        super().__init__(message)
+        self.job_id, self.fence = job_id, fence
+
+
+# Limits on what a worker may send (DESIGN §3). Outputs are stored and later rendered by the API, and a value
+# nested hundreds of levels deep made its job unreadable for good (rendering it overflows Python's stack), so
+# a frame deeper or bigger than this is refused as a whole.
+MAX_DEPTH = 64  # nesting levels of a frame, the frame object itself being the first
+MAX_VALUES = 1_000_000  # JSON values (objects, arrays and scalars) in one frame
+_JOB_ID_NEAR_START = re.compile(rb'"job_id"\s*:\s*"([A-Za-z0-9_-]{1,100})"')
+_FENCE_NEAR_START = re.compile(rb'"fence"\s*:\s*([0-9]{1,20})[,}\s]')
+
+
+def check_shape(value: Any, *, max_depth: int = MAX_DEPTH, max_values: int = MAX_VALUES) -> None:
+    """Raise ProtocolError if a decoded JSON value nests deeper than `max_depth` or holds more than
+    `max_values` values. Iterative, so it cannot itself overflow the stack."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    seen = 0
+    while stack:
+        item, depth = stack.pop()
+        seen += 1
+        if seen > max_values:
+            raise ProtocolError(f"frame holds more than {max_values} JSON values")
+        if isinstance(item, dict | list):
+            if depth > max_depth:
+                raise ProtocolError(f"frame nests deeper than {max_depth} levels")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+
+
+def _named_job(text: str | bytes) -> tuple[str | None, int | None]:
+    """The job id and fence a frame too deep to parse names near its start (worker frames put them first)."""
+    head = (text[:4096].encode() if isinstance(text, str) else text[:4096]) if text else b""
+    job, fence = _JOB_ID_NEAR_START.search(head), _FENCE_NEAR_START.search(head)
+    return (job.group(1).decode() if job else None), (int(fence.group(1)) if fence else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,15 +279,30 @@ def encode(message: Message) -> str:
     return json.dumps(message.to_wire(), separators=(",", ":"))
 
 
-def _decode(text: str | bytes, table: dict[str, type[Message]]) -> Message:
+def _decode(text: str | bytes, table: dict[str, type[Message]], *, limited: bool = False) -> Message:
     if len(text) > MAX_FRAME_BYTES:
         raise ProtocolError(f"frame of {len(text)} bytes is over the {MAX_FRAME_BYTES}-byte limit")
     try:
         raw = json.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+    except RecursionError:
+        job_id, fence = _named_job(text)
+        raise ProtocolError(
+            f"frame nests deeper than {MAX_DEPTH} levels", job_id=job_id, fence=fence
+        ) from None
+    except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"frame is not JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise ProtocolError("frame must be a JSON object")
+    if limited:
+        try:
+            check_shape(raw)
+        except ProtocolError as exc:
+            job_id, fence = raw.get("job_id"), raw.get("fence")
+            raise ProtocolError(
+                str(exc),
+                job_id=job_id if isinstance(job_id, str) else None,
+                fence=fence if isinstance(fence, int) and not isinstance(fence, bool) else None,
+            ) from None
     kind = raw.pop("type", None)
     cls = table.get(kind) if isinstance(kind, str) else None
     if cls is None:
@@ -278,7 +332,7 @@ def _decode(text: str | bytes, table: dict[str, type[Message]]) -> Message:
 
 def decode_worker_message(text: str | bytes) -> Message:
     """Parse a frame a worker sent; raises ProtocolError for anything that is not a valid message."""
-    message = _decode(text, WORKER_MESSAGES)
+    message = _decode(text, WORKER_MESSAGES, limited=True)
     if isinstance(message, Register):
         if message.slots < 1 or message.slots > 4096:
             raise ProtocolError(f"register.slots must be between 1 and 4096, got {message.slots}")

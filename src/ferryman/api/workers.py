@@ -105,7 +105,15 @@ async def _read_frames(websocket: WebSocket, node: QueueNode, worker: WorkerConn
             try:
                 node.handle(worker, protocol.decode_worker_message(text))
             except protocol.ProtocolError as exc:
-                worker.send(protocol.encode(protocol.ErrorMessage(code="protocol_error", message=str(exc))))
+                worker.send(
+                    protocol.encode(
+                        protocol.ErrorMessage(
+                            code="protocol_error", message=str(exc), job_id=exc.job_id, fence=exc.fence
+                        )
+                    )
+                )
+                if exc.job_id is not None:
+                    node.reject_output(worker, exc.job_id, exc.fence, str(exc))
         elif (data := message.get("bytes")) is not None:
             try:
                 await node.store_blob(worker, protocol.decode_blob(data))

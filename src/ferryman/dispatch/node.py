@@ -66,6 +66,7 @@ CATALOG_CHECK_SECONDS = 60.0
 
 
 UNSTORABLE = "outcome_unstorable"
+INVALID_OUTPUT = "invalid_output"
 
 
 class _NodeStopping(Exception):
@@ -663,6 +664,25 @@ class QueueNode:
             self._on_finished(job)
         for observer in self._observers:
             observer.job_finished(job, self._clock.monotonic())
+
+    def reject_output(self, worker: WorkerConn, job_id: str, fence: int | None, reason: str) -> None:
+        """A frame this worker sent for a job it holds broke the protocol's limits (a result nested too deep,
+        too big): the job fails as `invalid_output` now instead of lapsing and being retried into the same."""
+        live = self._held(worker, job_id, fence)
+        if live is None:
+            return
+        log.warning(
+            "job.invalid_output", job_id=job_id, worker_id=worker.id, region=self.region, reason=reason
+        )
+        self._release(live)
+        self._end(
+            live,
+            JobState.FAILED,
+            error=JobFailure(
+                INVALID_OUTPUT, f"the worker sent a frame for this job that was refused: {reason}"
+            ),
+        )
+        self._pump_worker(worker)
 
     def abandon(self, job_id: JobId, failure: JobFailure) -> bool:
         """Fail a job whose insert the store refused. Nobody was told it exists, so its failure is announced

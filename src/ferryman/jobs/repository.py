@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import time
 from collections.abc import Sequence
 from typing import Any
 
+import structlog
 from sqlalchemy import Connection, Row, and_, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ferryman import protocol
 from ferryman.jobs.models import Job, JobFailure, JobPage, JobState, Timings
 from ferryman.privacy import PayloadCipher
 from ferryman.store import LocalBlobStore, StoreWriter, tables
 from ferryman.types import JobId, OrgId, Priority, Region, Task, new_id
+
+log = structlog.get_logger(__name__)
 
 t = tables.jobs
 
@@ -63,8 +68,35 @@ class DuplicateIdempotencyKey(Exception):
     """Another job of the org already holds this idempotency key."""
 
 
+class UnreadableValue(Exception):
+    """A stored value that cannot be handed out: not JSON, or nested past the worker protocol's limits (rows
+    written before those limits were enforced)."""
+
+
+def _load_stored(text: str | bytes) -> Any:
+    """JSON from the store, held to the limits a worker frame is held to, so rendering it cannot fail."""
+    try:
+        value = json.loads(text)
+        protocol.check_shape(value)
+    except (ValueError, RecursionError) as exc:  # ProtocolError is a ValueError
+        raise UnreadableValue(
+            str(exc) if not isinstance(exc, RecursionError) else "nested too deep"
+        ) from None
+    return value
+
+
 async def await_write(written: asyncio.Future[Any]) -> Any:
     return await written
+
+
+def _usage(stored: str | None) -> dict[str, Any]:
+    if not stored:
+        return {}
+    try:
+        value = _load_stored(stored)
+    except UnreadableValue:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _dumps(value: Any) -> str:
@@ -116,7 +148,7 @@ class JobRepository:
             request_digest=m["request_digest"],
             webhook_url=m["webhook_url"],
             result=result,
-            usage=json.loads(m["usage"]) if m["usage"] else {},
+            usage=_usage(m["usage"]),
             error=error,
             crashed_workers=tuple(json.loads(m["crashed_workers"] or "[]")),
             dispatched_at=m["dispatched_at"],
@@ -130,8 +162,23 @@ class JobRepository:
         if sealed is None:
             return None
         plain = await self._cipher.decrypt(row._mapping["org_id"], sealed, aad=f"{row._mapping['id']}:result")
-        value: dict[str, Any] = json.loads(plain)
+        value = _load_stored(plain)
+        if not isinstance(value, dict):
+            raise UnreadableValue("the result is not a JSON object")
         return value
+
+    async def _with_result(self, row: Row[Any]) -> Job:
+        """The job of a row with its result; a result that cannot be handed out fails the job as it is read
+        (`invalid_output`), so the job stays readable instead of failing every read."""
+        try:
+            return self._row_to_job(row, await self._result(row))
+        except UnreadableValue as exc:
+            log.warning("job.stored_result_unreadable", job_id=row._mapping["id"], reason=str(exc))
+            return dataclasses.replace(
+                self._row_to_job(row),
+                state=JobState.FAILED,
+                error=JobFailure("invalid_output", f"the stored result cannot be returned: {exc}"),
+            )
 
     async def insert(self, job: Job, payload: dict[str, Any]) -> None:
         """Durably store a new queued job; raises DuplicateIdempotencyKey if the key is taken."""
@@ -172,7 +219,7 @@ class JobRepository:
             row = (await conn.execute(select(t).where(and_(t.c.id == job_id, t.c.org_id == org_id)))).first()
         if row is None:
             return None
-        return self._row_to_job(row, await self._result(row))
+        return await self._with_result(row)
 
     async def find_by_idempotency_key(self, org_id: OrgId, key: str) -> Job | None:
         async with self._engine.connect() as conn:
@@ -181,7 +228,7 @@ class JobRepository:
             ).first()
         if row is None:
             return None
-        return self._row_to_job(row, await self._result(row))
+        return await self._with_result(row)
 
     async def find_page(
         self,
