@@ -95,3 +95,7 @@ def test_exits_are_described_in_words() -> None:
     assert "memory" in describe_exit(-9)[1]
     assert describe_exit(2)[0] == "exited with code 2"
     assert describe_exit(-200)[0] == "killed by signal 200"
+    assert describe_exit(132) == (
+        "exited with code 132, i.e. SIGILL (illegal instruction)",
+        describe_exit(-4)[1],
+    )

@@ -86,6 +86,9 @@ def describe_exit(code: int) -> tuple[str, str]:
         )
     if code == 2:
         return "exited with code 2", "its command line or configuration was refused: see the message above"
+    if 128 < code < 128 + signal.NSIG:  # a shell or wrapper in between reports a signal as 128 + its number
+        what, advice = describe_exit(128 - code)
+        return f"exited with code {code}, i.e. {what.removeprefix('killed by ')}", advice
     return f"exited with code {code}", "see the lines it wrote above"
 
 
