@@ -354,3 +354,36 @@ async def test_a_model_leaves_the_catalog_once_no_worker_served_it_for_the_reten
             False,
         )
         assert [m.name for m in h.node.models()] == sorted(stored)
+
+
+async def test_a_restarted_node_drops_models_unserved_for_longer_than_the_retention(tmp_path: Path) -> None:
+    settings = dataclasses.replace(QUIET_NODE, model_retention_seconds=3600.0)
+    clock = FakeClock()
+    async with open_harness(tmp_path, clock=clock, settings=settings) as h:
+        passing = h.attach("passing", models=("passing-model",))
+        await h.settle()
+        h.node.detach(passing.conn)  # its last worker left: it is stored as last served now
+        await h.settle()
+    later = FakeClock(start=clock.now() + 3601)
+    async with open_harness(tmp_path, clock=later, settings=settings) as h:
+        stored = {name for name, _, _ in await h.repo.find_models()}
+        assert (
+            h.node.model_tasks("passing-model"),
+            "passing-model" in stored,
+            h.node.model_tasks(MODEL),
+        ) == (
+            None,
+            False,
+            frozenset({Task.CHAT}),
+        )
+
+
+async def test_a_worker_id_stays_bound_to_its_token_after_it_disconnects(harness: NodeHarness) -> None:
+    owner = harness.attach("w1", credential="wtk_owner")
+    harness.node.detach(owner.conn)
+
+    with pytest.raises(dispatch.WorkerRefused) as refused:
+        harness.attach("w1", credential="wtk_rogue")
+    back = harness.attach("w1", credential="wtk_owner")
+
+    assert (refused.value.code, back.conn.credential) == ("worker_id_taken", "wtk_owner")
