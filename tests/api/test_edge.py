@@ -44,6 +44,7 @@ def served(tmp_path: Path) -> Iterator[str]:
         title="test",
         routers=[buggy],
         render_error=render.render_error,
+        error_schema=render.ERROR_SCHEMA,
         authenticate=_nobody,
         signer=UrlSigner(tmp_path / "key"),
         max_body_bytes=1024,

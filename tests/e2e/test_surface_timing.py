@@ -184,3 +184,26 @@ def test_fal_result_of_a_failed_job_still_names_it(shared_server: FerrymanServer
         request_id,
     )
     assert set(timing_of(result.headers)) == FOUR
+
+
+def test_openai_error_about_a_failed_job_names_it(oai: openai.OpenAI, shared_server: FerrymanServer) -> None:
+    with pytest.raises(openai.APIStatusError) as info:
+        oai.chat.completions.create(
+            model="echo-1",
+            messages=HELLO,  # type: ignore[arg-type]
+            extra_body={"fail": {"code": "engine_crashed"}},
+        )
+    failed = info.value
+    with shared_server.client() as native:
+        job = native.get(f"/v1/jobs/{failed.request_id}").json()
+    assert (failed.status_code, job["status"], set(timing_of(failed.response.headers))) == (
+        502,
+        "failed",
+        FOUR,
+    )
+
+
+def test_an_error_before_any_job_names_none(oai: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as info:
+        oai.chat.completions.create(model="no-such-model", messages=HELLO)  # type: ignore[arg-type]
+    assert (info.value.request_id, "server-timing" in info.value.response.headers) == (None, False)

@@ -50,16 +50,19 @@ def failure_of(job: Job) -> errors.FerrymanError:
     return errors.WorkerFailed(f"job {job.id} failed: {message}", details={"code": backend_code})
 
 
-async def run_to_end(jobs: JobService, spec: JobSpec, *, wait_seconds: float) -> Job:
-    """Submit and wait; returns the succeeded job. Raises the submit errors, failure_of(job), or Timeout."""
-    job, _ = await jobs.submit(spec, acknowledge=False)
+async def settle(
+    jobs: JobService, job: Job, *, wait_seconds: float
+) -> tuple[Job, errors.FerrymanError | None]:
+    """Wait for a submitted job: the job as it then is, and the error a client sees unless it succeeded
+    (failure_of(job), or Timeout). Returned rather than raised, so a surface can say which job it was about."""
     if not job.state.is_terminal:
-        job = await jobs.wait(spec.org_id, job.id, wait_seconds)
+        job = await jobs.wait(job.org_id, job.id, wait_seconds)
     if not job.state.is_terminal:
-        raise errors.Timeout(f"job {job.id} did not finish within {wait_seconds:g}s; it keeps running")
+        timeout = errors.Timeout(f"job {job.id} did not finish within {wait_seconds:g}s; it keeps running")
+        return job, timeout
     if job.state is not JobState.SUCCEEDED:
-        raise failure_of(job)
-    return job
+        return job, failure_of(job)
+    return job, None
 
 
 async def read_blob(jobs: JobService, job: Job, name: str) -> tuple[str, bytes]:

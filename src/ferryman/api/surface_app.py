@@ -16,6 +16,7 @@ from ferryman import errors
 from ferryman.api.body_limit import BodySizeLimit
 from ferryman.api.edge import RefuseNul, RenderUnexpected, allowed_methods
 from ferryman.api.errors import MethodNotAllowed, outage_of
+from ferryman.api.openapi import document_errors
 from ferryman.api.parsing import describe
 from ferryman.api.signed_urls import UrlSigner
 
@@ -57,6 +58,7 @@ def create_surface_app(
     title: str,
     routers: Sequence[APIRouter],
     render_error: RenderError,
+    error_schema: dict[str, Any],
     authenticate: Callable[[Request], Awaitable[Any]],
     signer: UrlSigner,
     max_body_bytes: int,
@@ -65,6 +67,7 @@ def create_surface_app(
         title=title, version="1", docs_url=None, redoc_url=None, dependencies=[Depends(authenticate)]
     )
     app.state.signer = signer
+    document_errors(app, error_schema=error_schema)
     for router in routers:
         app.include_router(router)
 
@@ -77,6 +80,7 @@ def create_surface_app(
 
     async def on_error(request: Request, exc: Exception) -> Response:
         response = render_any(exc)
+        response.headers.update(getattr(request.state, "answer_headers", None) or {})  # timing.run_timed
         if response.status_code == 405:
             response.headers["Allow"] = allowed_methods(request)
         return response

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 
-from ferryman.jobs import Job
+from starlette.requests import Request
+
+from ferryman.api.outcomes import settle
+from ferryman.jobs import Job, JobService, JobSpec
 
 
 def server_timing(job: Job, *, handler_ms: float, waited_here: bool) -> str:
@@ -39,3 +42,18 @@ def stream_headers(job: Job, *, started: float, id_header: str) -> dict[str, str
     if job.timings.wait_ms is not None:
         parts.append(f"wait;dur={job.timings.wait_ms:.3f}")
     return {"Server-Timing": ", ".join(parts), id_header: job.id}
+
+
+async def run_timed(
+    request: Request, jobs: JobService, spec: JobSpec, *, started: float, id_header: str
+) -> Job:
+    """Submit and wait; returns the succeeded job, raises the submit errors, failure_of(job) or Timeout. The
+    settled job's headers are left on `request.state.answer_headers`, so an error answer about it (failed,
+    timed out) names it too: the surface's error handler (surface_app) adds them."""
+    job, _ = await jobs.submit(spec, acknowledge=False)
+    wait_seconds = request.state.container.settings.max_wait_seconds
+    job, failure = await settle(jobs, job, wait_seconds=wait_seconds)
+    request.state.answer_headers = job_headers(job, started=started, waited_here=True, id_header=id_header)
+    if failure is not None:
+        raise failure
+    return job

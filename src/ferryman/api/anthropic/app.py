@@ -15,6 +15,7 @@ def create_anthropic_app(*, signer: UrlSigner, max_body_bytes: int) -> FastAPI:
         title="Ferryman Anthropic-compatible API",
         routers=[router.router],
         render_error=render.render_error,
+        error_schema=render.ERROR_SCHEMA,
         authenticate=authenticating(anthropic_token),
         signer=signer,
         max_body_bytes=max_body_bytes,

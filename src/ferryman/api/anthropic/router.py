@@ -11,8 +11,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from ferryman.api.anthropic import render
 from ferryman.api.anthropic.schemas import CountTokensRequest, MessagesRequest
 from ferryman.api.deps import AppContainer, Jobs, JobsReader, JobsWriter
-from ferryman.api.outcomes import run_to_end, spec_for
-from ferryman.api.timing import job_headers, stream_headers
+from ferryman.api.openapi import STREAMED
+from ferryman.api.outcomes import spec_for
+from ferryman.api.timing import job_headers, run_timed, stream_headers
 from ferryman.errors import NotFound
 from ferryman.types import Task
 
@@ -20,7 +21,7 @@ router = APIRouter()
 REQUEST_ID = "request-id"  # the job id, where the anthropic SDK reads `_request_id`
 
 
-@router.post("/messages")
+@router.post("/messages", responses=STREAMED)
 async def messages(request: Request, body: MessagesRequest, principal: JobsWriter, jobs: Jobs) -> Response:
     started = time.perf_counter()
     spec = spec_for(principal, task=Task.CHAT, model=body.model, payload=body.payload())
@@ -36,7 +37,7 @@ async def messages(request: Request, body: MessagesRequest, principal: JobsWrite
                 **stream_headers(job, started=started, id_header=REQUEST_ID),
             },
         )
-    job = await run_to_end(jobs, spec, wait_seconds=request.state.container.settings.max_wait_seconds)
+    job = await run_timed(request, jobs, spec, started=started, id_header=REQUEST_ID)
     headers = job_headers(job, started=started, waited_here=True, id_header=REQUEST_ID)
     return JSONResponse(render.message(job), headers=headers)
 
@@ -48,7 +49,7 @@ async def count_tokens(
     """Counted by the model's own tokenizer: a one-token generation whose prompt count is the answer."""
     started = time.perf_counter()
     spec = spec_for(principal, task=Task.CHAT, model=body.model, payload=body.as_messages_request().payload())
-    job = await run_to_end(jobs, spec, wait_seconds=request.state.container.settings.max_wait_seconds)
+    job = await run_timed(request, jobs, spec, started=started, id_header=REQUEST_ID)
     headers = job_headers(job, started=started, waited_here=True, id_header=REQUEST_ID)
     return JSONResponse({"input_tokens": render.usage_of(job)["input_tokens"]}, headers=headers)
 

@@ -15,6 +15,7 @@ def create_fal_app(*, signer: UrlSigner, max_body_bytes: int) -> FastAPI:
         title="Ferryman fal-compatible queue API",
         routers=[router.router],
         render_error=render.render_error,
+        error_schema=render.ERROR_SCHEMA,
         authenticate=authenticating(fal_token),
         signer=signer,
         max_body_bytes=max_body_bytes,

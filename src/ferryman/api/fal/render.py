@@ -29,6 +29,13 @@ def accepted(origin: str, job: Job, queue: QueueInfo | None = None) -> dict[str,
     }
 
 
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["detail", "error_type"],
+    "properties": {"detail": {"type": "string"}, "error_type": {"type": "string"}},
+}
+
+
 def render_error(error: errors.FerrymanError) -> JSONResponse:
     headers = retry_headers(error)
     code = str((error.details or {}).get("code") or error.code)

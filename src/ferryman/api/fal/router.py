@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from ferryman.api.deps import Jobs, JobsReader, JobsWriter
 from ferryman.api.fal import render
 from ferryman.api.fal.schemas import payload_for, task_for
+from ferryman.api.openapi import ERROR_REF, json_body
 from ferryman.api.outcomes import failure_of, spec_for
 from ferryman.api.signed_urls import UrlSigner, origin_of
 from ferryman.api.timing import job_headers
@@ -26,7 +27,10 @@ def _headers(job: Job, started: float) -> dict[str, str]:
     return job_headers(job, started=started, waited_here=False, id_header=REQUEST_ID)
 
 
-@router.post("/{model:path}")
+@router.post(
+    "/{model:path}",
+    openapi_extra=json_body({"type": "object", "description": "The model's inputs (docs/surfaces.md)."}),
+)
 async def submit(
     request: Request,
     model: str,
@@ -54,7 +58,10 @@ async def submit(
     return JSONResponse(render.accepted(origin_of(request), job, queue), headers=_headers(job, started))
 
 
-@router.get("/{model:path}/requests/{request_id}/status")
+@router.get(
+    "/{model:path}/requests/{request_id}/status",
+    responses={202: {"description": "Queued or in progress.", "content": {"application/json": {}}}},
+)
 async def status(
     request: Request, model: str, request_id: str, principal: JobsReader, jobs: Jobs, logs: bool = False
 ) -> JSONResponse:
@@ -95,7 +102,29 @@ def _result_of(job: Job, request_id: str, *, signer: UrlSigner, origin: str) -> 
     return render.result_view(job, signer=signer, origin=origin)
 
 
-@router.put("/{model:path}/requests/{request_id}/cancel")
+@router.put(
+    "/{model:path}/requests/{request_id}/cancel",
+    status_code=202,
+    responses={
+        400: {
+            "description": 'Already completed (`{"status": "ALREADY_COMPLETED"}`), or invalid.',
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "anyOf": [
+                            ERROR_REF,
+                            {
+                                "type": "object",
+                                "required": ["status"],
+                                "properties": {"status": {"const": "ALREADY_COMPLETED"}},
+                            },
+                        ]
+                    }
+                }
+            },
+        },
+    },
+)
 async def cancel(model: str, request_id: str, principal: JobsWriter, jobs: Jobs) -> JSONResponse:
     started = time.perf_counter()
     job, _ = await jobs.get(principal.org_id, request_id)

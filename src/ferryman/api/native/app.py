@@ -24,6 +24,8 @@ from ferryman.api.native import (
     sessions,
     tokens,
 )
+from ferryman.api.native.schemas import ERROR_SCHEMA, JobCreate
+from ferryman.api.openapi import document_errors
 from ferryman.errors import FerrymanError
 
 
@@ -70,6 +72,7 @@ def create_native_app(*, max_body_bytes: int) -> FastAPI:
         redoc_url=None,
         dependencies=[Depends(authenticate)],
     )
+    document_errors(app, error_schema=ERROR_SCHEMA, models=[JobCreate])
     app.include_router(jobs.router)
     app.include_router(models.router)
     app.include_router(org.router)

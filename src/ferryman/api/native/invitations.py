@@ -11,7 +11,7 @@ from ferryman.api.native.identity_schemas import InvitationAccept, InvitationCre
 router = APIRouter()
 
 
-@router.post("/orgs/{org_id}/invitations")
+@router.post("/orgs/{org_id}/invitations", status_code=201)
 async def create_invitation(
     org_id: str, body: InvitationCreate, principal: OrgAdmin, accounts: AccountServices, ip: ClientIp
 ) -> JSONResponse:

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from ferryman.api.deps import Jobs, JobsReader, JobsWriter
 from ferryman.api.native.schemas import JobCreate, job_view
+from ferryman.api.openapi import ACCEPTED, ANY_MEDIA, EVENTS_ONLY, STREAMED, json_body
 from ferryman.api.parsing import parse_body
 from ferryman.api.timing import server_timing
 from ferryman.errors import InvalidRequest, NotFound
@@ -68,7 +69,11 @@ def _stream(jobs: JobService, job_id: str, events: AsyncIterator[JobEvent]) -> R
     )
 
 
-@router.post("/jobs")
+@router.post(
+    "/jobs",
+    openapi_extra=json_body({"$ref": "#/components/schemas/JobCreate"}),
+    responses={**STREAMED, **ACCEPTED},
+)
 async def create_job(
     request: Request,
     principal: JobsWriter,
@@ -147,7 +152,7 @@ async def cancel_job(job_id: str, principal: JobsWriter, jobs: Jobs) -> Response
     return _respond(job, None, started, waited=False, status=200)
 
 
-@router.get("/jobs/{job_id}/events")
+@router.get("/jobs/{job_id}/events", responses=EVENTS_ONLY)
 async def job_events(
     job_id: str,
     principal: JobsReader,
@@ -162,7 +167,7 @@ async def job_events(
     return _stream(jobs, job_id, await jobs.follow(principal.org_id, job_id, after))
 
 
-@router.get("/jobs/{job_id}/blobs/{name}")
+@router.get("/jobs/{job_id}/blobs/{name}", responses=ANY_MEDIA)
 async def job_blob(job_id: str, name: str, principal: JobsReader, jobs: Jobs) -> Response:
     region = region_of(job_id)
     found = await jobs.read_blob(principal.org_id, JobId(job_id), name) if region else None

@@ -27,7 +27,7 @@ async def list_orgs(principal: CurrentPrincipal, accounts: AccountServices) -> J
     )
 
 
-@router.post("/orgs")
+@router.post("/orgs", status_code=201)
 async def create_org(
     body: OrgCreate, principal: OrgAdmin, accounts: AccountServices, ip: ClientIp
 ) -> JSONResponse:

@@ -9,6 +9,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from ferryman.jobs import Job, QueueInfo
 from ferryman.types import Priority, Task
 
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "object"},
+            },
+        }
+    },
+}
+
 
 class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -14,7 +14,7 @@ from ferryman.errors import Forbidden
 router = APIRouter()
 
 
-@router.post("/tokens")
+@router.post("/tokens", status_code=201)
 async def create_token(
     body: TokenCreate, principal: CurrentPrincipal, accounts: AccountServices, ip: ClientIp
 ) -> JSONResponse:
@@ -42,7 +42,7 @@ async def revoke_token(
     return JSONResponse(token_view(await accounts.identity.revoke_token(principal, token_id, ip=ip)))
 
 
-@router.post("/tokens/short-lived")
+@router.post("/tokens/short-lived", status_code=201)
 async def mint_short_lived(
     body: ShortLivedCreate, principal: CurrentPrincipal, accounts: AccountServices, ip: ClientIp
 ) -> JSONResponse:

@@ -15,6 +15,7 @@ def create_openai_app(*, signer: UrlSigner, max_body_bytes: int) -> FastAPI:
         title="Ferryman OpenAI-compatible API",
         routers=[router.router],
         render_error=render.render_error,
+        error_schema=render.ERROR_SCHEMA,
         authenticate=authenticating(openai_token),
         signer=signer,
         max_body_bytes=max_body_bytes,

@@ -21,9 +21,10 @@ from ferryman.api.openai.schemas import (
     SpeechRequest,
     TranscriptionFormat,
 )
-from ferryman.api.outcomes import read_blob, run_to_end, spec_for
+from ferryman.api.openapi import ACCEPTED, JSON_OR_TEXT, STREAMED
+from ferryman.api.outcomes import read_blob, spec_for
 from ferryman.api.signed_urls import UrlSigner, origin_of
-from ferryman.api.timing import job_headers, stream_headers
+from ferryman.api.timing import job_headers, run_timed, stream_headers
 from ferryman.errors import NotFound
 from ferryman.identity import Principal
 from ferryman.jobs import Job, JobService
@@ -32,6 +33,12 @@ from ferryman.types import Priority, Task
 router = APIRouter()
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+SPEECH: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The audio, in the asked format.",
+        "content": {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
 REQUEST_ID = "x-request-id"  # the job id, where the openai SDK reads `_request_id`
 
 
@@ -40,12 +47,17 @@ def _headers(job: Job, started: float, *, waited: bool = True) -> dict[str, str]
 
 
 async def _run(
-    request: Request, jobs: JobService, principal: Principal, task: Task, model: str, payload: dict[str, Any]
+    request: Request,
+    jobs: JobService,
+    principal: Principal,
+    task: Task,
+    model: str,
+    payload: dict[str, Any],
+    *,
+    started: float,
 ) -> Job:
-    wait_seconds = request.state.container.settings.max_wait_seconds
-    return await run_to_end(
-        jobs, spec_for(principal, task=task, model=model, payload=payload), wait_seconds=wait_seconds
-    )
+    spec = spec_for(principal, task=task, model=model, payload=payload)
+    return await run_timed(request, jobs, spec, started=started, id_header=REQUEST_ID)
 
 
 async def _accept(
@@ -82,44 +94,44 @@ async def _text(
             media_type="text/event-stream",
             headers={**STREAM_HEADERS, **stream_headers(job, started=started, id_header=REQUEST_ID)},
         )
-    job = await _run(request, jobs, principal, task, body.model, payload)
+    job = await _run(request, jobs, principal, task, body.model, payload, started=started)
     rendered = render.chat_completion(job) if chat else render.completion(job)
     return JSONResponse(rendered, headers=_headers(job, started))
 
 
-@router.post("/chat/completions")
+@router.post("/chat/completions", responses={**STREAMED, **ACCEPTED})
 async def chat_completions(
     request: Request, body: ChatCompletionRequest, principal: JobsWriter, jobs: Jobs
 ) -> Response:
     return await _text(request, body, principal, jobs, chat=True)
 
 
-@router.post("/completions")
+@router.post("/completions", responses={**STREAMED, **ACCEPTED})
 async def completions(
     request: Request, body: CompletionRequest, principal: JobsWriter, jobs: Jobs
 ) -> Response:
     return await _text(request, body, principal, jobs, chat=False)
 
 
-@router.post("/embeddings")
+@router.post("/embeddings", responses=ACCEPTED)
 async def embeddings(
     request: Request, body: EmbeddingsRequest, principal: JobsWriter, jobs: Jobs
 ) -> Response:
     started = time.perf_counter()
     if body.run_async:
         return await _accept(request, jobs, principal, Task.EMBEDDINGS, body.model, body.payload())
-    job = await _run(request, jobs, principal, Task.EMBEDDINGS, body.model, body.payload())
+    job = await _run(request, jobs, principal, Task.EMBEDDINGS, body.model, body.payload(), started=started)
     return JSONResponse(
         render.embeddings(job, encoding_format=body.encoding_format), headers=_headers(job, started)
     )
 
 
-@router.post("/images/generations")
+@router.post("/images/generations", responses=ACCEPTED)
 async def images(request: Request, body: ImageRequest, principal: JobsWriter, jobs: Jobs) -> Response:
     started = time.perf_counter()
     if body.run_async:
         return await _accept(request, jobs, principal, Task.IMAGE, body.model, body.payload())
-    job = await _run(request, jobs, principal, Task.IMAGE, body.model, body.payload())
+    job = await _run(request, jobs, principal, Task.IMAGE, body.model, body.payload(), started=started)
     assert job.result is not None
     signer: UrlSigner = request.app.state.signer
     data = []
@@ -133,18 +145,18 @@ async def images(request: Request, body: ImageRequest, principal: JobsWriter, jo
     return JSONResponse({"created": int(job.created_at), "data": data}, headers=_headers(job, started))
 
 
-@router.post("/audio/speech")
+@router.post("/audio/speech", responses={**SPEECH, **ACCEPTED})
 async def speech(request: Request, body: SpeechRequest, principal: JobsWriter, jobs: Jobs) -> Response:
     started = time.perf_counter()
     if body.run_async:
         return await _accept(request, jobs, principal, Task.SPEECH, body.model, body.payload())
-    job = await _run(request, jobs, principal, Task.SPEECH, body.model, body.payload())
+    job = await _run(request, jobs, principal, Task.SPEECH, body.model, body.payload(), started=started)
     assert job.result is not None
     content_type, audio = await read_blob(jobs, job, job.result["audio"]["blob"])
     return Response(audio, media_type=content_type, headers=_headers(job, started))
 
 
-@router.post("/audio/transcriptions")
+@router.post("/audio/transcriptions", responses=JSON_OR_TEXT)
 async def transcriptions(
     request: Request,
     principal: JobsWriter,
@@ -174,7 +186,7 @@ async def transcriptions(
         }.items()
         if v is not None
     }
-    job = await _run(request, jobs, principal, Task.TRANSCRIPTION, model, payload)
+    job = await _run(request, jobs, principal, Task.TRANSCRIPTION, model, payload, started=started)
     result = job.result or {}
     headers = _headers(job, started)
     if response_format in ("text", "srt", "vtt"):
