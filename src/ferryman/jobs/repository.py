@@ -32,6 +32,7 @@ _FINISH_COLUMNS = (
     "usage",
     "error_code",
     "error_message",
+    "error_detail",
     "wait_ms",
     "worker_rtt_ms",
     "work_ms",
@@ -103,6 +104,26 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+# what a failed job's row says in clear: its code and one of these; the message itself is sealed (error_detail),
+# because backends quote their input in error messages
+_CLEAR_MESSAGES = {
+    "worker_error": "the backend failed the job",
+    "poison": "the job crashed several workers",
+    "max_attempts": "the job ran out of attempts",
+    "timeout": "the job ran past its deadline",
+    "expired": "no worker started the job before its deadline",
+    "cancelled": "cancelled by the client",
+    "invalid_output": "the worker's output broke the protocol's limits",
+    "outcome_unstorable": "the store refused the job's outcome",
+    "storage_unavailable": "the store did not take the job",
+}
+
+
+def clear_message(code: str) -> str:
+    """The generic message stored in clear beside a failure's code."""
+    return _CLEAR_MESSAGES.get(code, "the job failed")
+
+
 def storable_text(value: str | None) -> str | None:
     """Text a worker or backend wrote, made storable in any store: PostgreSQL's text columns take neither NUL
     nor a lone surrogate (asyncpg refuses the whole statement, and the job's outcome with it), so both are
@@ -128,9 +149,12 @@ class JobRepository:
         self._writer = writer
         self._cipher = cipher
 
-    def _row_to_job(self, row: Row[Any], result: dict[str, Any] | None = None) -> Job:
+    def _row_to_job(
+        self, row: Row[Any], result: dict[str, Any] | None = None, error_detail: str | None = None
+    ) -> Job:
         m = row._mapping
-        error = JobFailure(m["error_code"], m["error_message"] or "") if m["error_code"] else None
+        message = error_detail if error_detail is not None else m["error_message"] or ""
+        error = JobFailure(m["error_code"], message) if m["error_code"] else None
         return Job(
             id=JobId(m["id"]),
             org_id=OrgId(m["org_id"]),
@@ -167,15 +191,25 @@ class JobRepository:
             raise UnreadableValue("the result is not a JSON object")
         return value
 
+    async def _error_detail(self, row: Row[Any]) -> str | None:
+        """A failure's message, unsealed for its owner; None for rows failed before messages were sealed
+        (their message is the one in clear)."""
+        sealed = row._mapping["error_detail"]
+        if sealed is None:
+            return None
+        plain = await self._cipher.decrypt(row._mapping["org_id"], sealed, aad=f"{row._mapping['id']}:error")
+        return plain.decode("utf-8", "replace")
+
     async def _with_result(self, row: Row[Any]) -> Job:
-        """The job of a row with its result; a result that cannot be handed out fails the job as it is read
-        (`invalid_output`), so the job stays readable instead of failing every read."""
+        """The job of a row with its result and error unsealed; a result that cannot be handed out fails the
+        job as it is read (`invalid_output`), so the job stays readable instead of failing every read."""
+        detail = await self._error_detail(row)
         try:
-            return self._row_to_job(row, await self._result(row))
+            return self._row_to_job(row, await self._result(row), detail)
         except UnreadableValue as exc:
             log.warning("job.stored_result_unreadable", job_id=row._mapping["id"], reason=str(exc))
             return dataclasses.replace(
-                self._row_to_job(row),
+                self._row_to_job(row, None, detail),
                 state=JobState.FAILED,
                 error=JobFailure("invalid_output", f"the stored result cannot be returned: {exc}"),
             )
@@ -253,7 +287,7 @@ class JobRepository:
         query = query.order_by(t.c.id.desc()).limit(limit + 1)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        found = [self._row_to_job(r) for r in rows[:limit]]
+        found = [self._row_to_job(r, None, await self._error_detail(r)) for r in rows[:limit]]
         return JobPage(found, found[-1].id if len(rows) > limit else None)
 
     async def find_unfinished(self) -> list[tuple[Job, dict[str, Any]]]:
@@ -296,16 +330,20 @@ class JobRepository:
     async def finish(self, job: Job, *, result: dict[str, Any] | None) -> bool:
         """Durably record a terminal state with its sealed result; the caller acknowledges only after this.
         False when the store holds no such job: its insert (queued before, so committed before) failed."""
-        sealed = None
+        sealed = detail = None
         if result is not None:
             sealed = await self._cipher.encrypt(job.org_id, _dumps(result).encode(), aad=f"{job.id}:result")
+        if job.error is not None:  # sealed like a payload: backends quote their input in error messages
+            plain = job.error.message.encode("utf-8", "backslashreplace")
+            detail = await self._cipher.encrypt(job.org_id, plain, aad=f"{job.id}:error")
         params = dict(
             job_id=job.id,
             state=job.state.value,
             finished_at=job.finished_at,
             usage=_dumps(job.usage) if job.usage else None,
             error_code=storable_text(job.error.code) if job.error else None,
-            error_message=storable_text(job.error.message) if job.error else None,
+            error_message=clear_message(job.error.code) if job.error else None,
+            error_detail=detail,
             wait_ms=job.timings.wait_ms,
             worker_rtt_ms=job.timings.worker_rtt_ms,
             work_ms=job.timings.work_ms,

@@ -158,7 +158,8 @@ jobs = Table(
     Column("result", LargeBinary, nullable=True),
     Column("usage", Text, nullable=True),
     Column("error_code", String(64), nullable=True),
-    Column("error_message", Text, nullable=True),
+    Column("error_message", Text, nullable=True),  # generic per code; the detail is sealed in error_detail
+    Column("error_detail", LargeBinary, nullable=True),
     Column("crashed_workers", Text, nullable=False, default="[]"),
     Column("created_at", Float, nullable=False),
     Column("deadline_at", Float, nullable=False),

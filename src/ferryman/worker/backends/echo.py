@@ -3,7 +3,8 @@
 It is Ferryman's `MockTransport`: documented as a test double, never offered as a feature. It echoes the input
 back in each task's canonical output shape, counts whitespace-separated words as tokens, and honours a few
 test-only payload keys: `sleep_ms` (work that takes time, renewing nothing by itself), `stream_pieces`, and
-`fail` (`{"code", "retryable"}`) to raise a BackendError. The test-only option `load_delay_ms`
+`fail` (`{"code", "retryable", "message"}`) to raise a BackendError (with that message, as a backend quoting
+its input would). The test-only option `load_delay_ms`
 (`--option load_delay_ms=2000`) makes its warm-up take that long, as a real model's load does.
 """
 
@@ -102,7 +103,7 @@ class EchoBackend:
         if isinstance(fail, dict):
             raise BackendError(
                 str(fail.get("code", "echo_failure")),
-                "echo was asked to fail",
+                str(fail.get("message", "echo was asked to fail")),
                 retryable=bool(fail.get("retryable", False)),
             )
         if item.task in (Task.CHAT, Task.COMPLETION):
