@@ -190,3 +190,28 @@ def test_a_raw_nul_in_a_header_is_refused_by_the_server_with_connection_close(
         sock.sendall(b"GET /openai/v1/models HTTP/1.1\r\nHost: x\r\nIdempotency-Key: a\x00b\r\n\r\n")
         head = sock.recv(4096).split(b"\r\n\r\n")[0].lower()
     assert (head.split(b"\r\n")[0], b"connection: close" in head) == (b"http/1.1 400 bad request", True)
+
+
+ERROR_ANSWERS: dict[str, tuple[str, str, dict[str, Any], int]] = {
+    "invalid json": ("POST", "/anthropic/v1/messages", {"content": b"{not json"}, 400),
+    "unknown token": ("GET", "/openai/v1/models", {"headers": {"Authorization": "Bearer fm_wrong"}}, 401),
+    "not found": ("GET", "/fal/echo-1/requests/job_us_nope", {}, 404),
+    "method": ("PATCH", "/anthropic/v1/models", {}, 405),
+    "failed job": (
+        "POST",
+        "/openai/v1/chat/completions",
+        {"json": {**NUL_CHAT, "messages": [{"role": "user", "content": "x"}], "fail": {"code": "boom"}}},
+        502,
+    ),
+}
+
+
+@pytest.mark.parametrize("answer", ERROR_ANSWERS)
+def test_every_error_answer_keeps_the_connection(server: FerrymanServer, answer: str) -> None:
+    method, path, kwargs, status = ERROR_ANSWERS[answer]
+    with server.client() as client:
+        refused = client.request(method, path, **kwargs)
+        refused_on = local_port(refused)
+        after = client.get("/openai/v1/models")
+        after_on = local_port(after)
+    assert (refused.status_code, after.status_code, after_on) == (status, 200, refused_on)
