@@ -242,3 +242,13 @@ async def test_inline_data_and_public_urls_in_inputs_pass() -> None:
         ]
     }
     await netguard.check_input_urls(payload, allow_private=False)
+
+
+async def test_a_host_that_does_not_resolve_at_delivery_is_a_retryable_connect_error() -> None:
+    async def resolve(host: str, port: int) -> list[str]:
+        raise OSError("temporary failure in name resolution")
+
+    transport = netguard.PinnedTransport(allow_private=False, resolve=resolve)
+    async with httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(httpx.ConnectError, match="does not resolve"):
+            await client.post("https://hooks.example/x", content=b"{}")

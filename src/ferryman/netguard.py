@@ -66,6 +66,10 @@ def is_public(ip: IPAddress) -> bool:
     return True
 
 
+class HostUnresolvable(InvalidRequest):
+    """The host did not resolve: at submission a bad URL, at delivery possibly a passing DNS failure."""
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """A URL with the one address it was checked at; connect there and nowhere else."""
@@ -103,9 +107,9 @@ async def resolve_target(
         answers = await resolve(host, port)
         addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in answers]
     except (OSError, ValueError, UnicodeError):
-        raise InvalidRequest(f"{what}: host {host!r} does not resolve") from None
+        raise HostUnresolvable(f"{what}: host {host!r} does not resolve") from None
     if not addresses:
-        raise InvalidRequest(f"{what}: host {host!r} does not resolve")
+        raise HostUnresolvable(f"{what}: host {host!r} does not resolve")
     if not allow_private and not all(is_public(a) for a in addresses):
         raise InvalidRequest(
             f"{what} points at a private, loopback or link-local address, or another that is not publicly "
@@ -160,9 +164,13 @@ class PinnedTransport(httpx.AsyncBaseTransport):
         self._inner = inner or httpx.AsyncHTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        target = await resolve_target(
-            str(request.url), what=self._what, allow_private=self._allow_private, resolve=self._resolve
-        )
+        """Raises InvalidRequest for a URL that does not pass, httpx.ConnectError when its host does not resolve."""
+        try:
+            target = await resolve_target(
+                str(request.url), what=self._what, allow_private=self._allow_private, resolve=self._resolve
+            )
+        except HostUnresolvable as exc:
+            raise httpx.ConnectError(exc.message, request=request) from None
         request.url = request.url.copy_with(host=target.address)
         if request.url.scheme == "https":
             request.extensions = {**request.extensions, "sni_hostname": target.host}

@@ -77,10 +77,13 @@ class WebhookOutbox:
             found.append(Delivery(row.id, row.org_id, row.job_id, row.url, body, row.attempts))
         return found[:limit]
 
-    async def next_due_at(self) -> float | None:
-        query = select(t.c.next_attempt_at).where(t.c.state == PENDING).order_by(t.c.next_attempt_at).limit(1)
+    async def next_due_at(self, *, exclude: set[str]) -> float | None:
+        """When the earliest pending delivery not in flight is due (maybe already), or None if there is none."""
+        query = select(t.c.next_attempt_at).where(t.c.state == PENDING)
+        if exclude:
+            query = query.where(t.c.id.not_in(exclude))
         async with self._engine.connect() as conn:
-            value: float | None = (await conn.execute(query)).scalar()
+            value: float | None = (await conn.execute(query.order_by(t.c.next_attempt_at).limit(1))).scalar()
         return value
 
     async def delivered(self, delivery_id: str) -> None:

@@ -99,6 +99,7 @@ class WebhookSender:
         self._loops: list[asyncio.Task[None]] = []
         self._attempts: set[asyncio.Task[None]] = set()
         self._enqueues: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     def add_region(self, region: str, outbox: WebhookOutbox) -> None:
         self._outboxes[region] = outbox
@@ -133,20 +134,22 @@ class WebhookSender:
 
     async def _run(self, region: str) -> None:
         outbox, wake, in_flight = self._outboxes[region], self._wake[region], self._in_flight[region]
-        while True:
+        while not self._stopping:
             wake.clear()
             timeout = 5.0
             try:
                 free = self._concurrency - len(in_flight)
-                if free > 0:
+                if free > 0 and not self._stopping:
                     for delivery in await outbox.due(now=self._clock(), limit=free, exclude=set(in_flight)):
                         in_flight.add(delivery.id)
                         task = asyncio.create_task(self._attempt(region, delivery))
                         self._attempts.add(task)
                         task.add_done_callback(self._attempts.discard)
-                next_at = await outbox.next_due_at()
-                if next_at is not None and next_at > self._clock():
-                    timeout = min(next_at - self._clock(), 5.0)
+                next_at = await outbox.next_due_at(exclude=set(in_flight))
+                if next_at is not None and len(in_flight) < self._concurrency:
+                    # already due (it became due after the read above): go round at once; with every slot
+                    # taken, a finishing attempt wakes the loop instead
+                    timeout = min(max(next_at - self._clock(), 0.0), 5.0)
             except Exception as exc:  # a store outage: try again in a while, the rows are still there
                 log.warning("webhook.outbox_unreadable", region=region, error=type(exc).__name__)
             with contextlib.suppress(TimeoutError):
@@ -197,9 +200,17 @@ class WebhookSender:
         return None if response.status_code < 300 else f"status {response.status_code}"
 
     async def aclose(self, grace_seconds: float = 2.0) -> None:
-        """Let queued rows be written, then stop; attempts cut short stay due and resume at the next start."""
+        """Let queued rows be written and the loops finish their store reads, give attempts in flight a moment,
+        then stop; an attempt cut short leaves its row due, and it is made again at the next start."""
         if self._enqueues:
             await asyncio.wait(self._enqueues, timeout=grace_seconds)
+        self._stopping = True
+        for wake in self._wake.values():
+            wake.set()
+        if self._loops:
+            await asyncio.wait(self._loops, timeout=grace_seconds)
+        if self._attempts:
+            await asyncio.wait(self._attempts, timeout=grace_seconds)
         tasks = [*self._loops, *self._attempts, *self._enqueues]
         for task in tasks:
             task.cancel()
