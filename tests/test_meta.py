@@ -68,3 +68,80 @@ def test_no_module_imports_past_another_packages_init() -> None:
         own = rel[0] if len(rel) > 1 else ""
         violations += _deep_imports(path, own)
     assert violations == []
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Which of our modules each module imports, counting every import statement: at the top, inside a function
+    and under `TYPE_CHECKING` alike (a cycle hidden from the runtime is still a cycle in the design)."""
+    paths = {_module_name(p): p for p in SRC.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names if a.name in paths}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*up, *([node.module] if node.module else [])])
+                for alias in node.names:
+                    # `from ferryman import jobs` names a module; `from ferryman.jobs import Job` names its package
+                    target = f"{base}.{alias.name}"
+                    edges.add(target if target in paths else base)
+        graph[name] = {e for e in edges if e in paths and e != name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_cycle_finder_sees_a_type_checking_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_import_graph_counts_type_checking_and_package_imports() -> None:
+    graph = _import_graph()
+    assert "ferryman.dispatch.registry" in graph["ferryman.dispatch.live"]  # only under TYPE_CHECKING there
+    assert "ferryman.jobs" in graph["ferryman.dispatch.node"]  # `from ferryman.jobs import Job, …`
+    assert "ferryman.protocol" in graph["ferryman.dispatch"]  # `from ferryman import protocol`
+
+
+def test_no_import_cycle_in_src() -> None:
+    assert _cycles(_import_graph()) == []

@@ -482,7 +482,7 @@ class QueueNode:
         live.dispatched_at = self._clock.now()
         live.dispatched_mono = self._clock.monotonic()
         live.lease_expires_mono = live.dispatched_mono + self._settings.lease_seconds
-        worker.running[live.id] = live
+        worker.running[live.id] = None
         if worker.quarantined:  # its cool-down is over: this job is its probe
             worker.probe_due, worker.probe_job = False, live.id
             log.info("worker.probe_dispatched", worker_id=worker.id, region=self.region, job_id=live.id)
@@ -516,7 +516,8 @@ class QueueNode:
 
     def _release(self, live: LiveJob) -> WorkerConn | None:
         worker = live.worker
-        if worker is not None and worker.running.pop(live.id, None) is not None:
+        if worker is not None and live.id in worker.running:
+            del worker.running[live.id]
             if worker.probe_job == live.id:
                 # the probe ended without a verdict (cancelled, timed out, bad input): the next job probes
                 worker.probe_job, worker.probe_due = None, worker.quarantined
@@ -781,8 +782,8 @@ class QueueNode:
             return
         del self._workers[worker.id]
         self._refresh(worker)
-        for live in list(worker.running.values()):
-            self._requeue(live, crashed=True)
+        for job_id in list(worker.running):
+            self._requeue(self._live[job_id], crashed=True)
         self._pump_models_of(worker)
         self._note_unserved({o.name for o in worker.offers})
         log.info("worker.detached", worker_id=worker.id, region=self.region)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ferryman.dispatch.live import LiveJob
 from ferryman.protocol import ModelOffer
 
 
@@ -37,7 +36,9 @@ class WorkerConn:
     backend: str = ""
     connected_mono: float = 0.0
     credential: str | None = None
-    running: dict[str, LiveJob] = field(default_factory=dict)
+    # ids of the jobs it holds, in dispatch order (a set that keeps order); the job itself lives in the node,
+    # so this module needs no job type and `live.py` may name this one
+    running: dict[str, None] = field(default_factory=dict)
     draining: bool = False
     paused: bool = False
     quarantined: bool = False

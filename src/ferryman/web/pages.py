@@ -21,7 +21,7 @@ from ferryman.types import OrgId, Region
 from ferryman.web.providers import client_for, complete
 
 if TYPE_CHECKING:
-    from ferryman.web.app import WebConfig
+    from ferryman.web.config import WebConfig
 
 SESSION_COOKIE = "fm_session"
 MAX_FORM_BYTES = 16_384
