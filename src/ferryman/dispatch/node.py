@@ -188,7 +188,7 @@ class QueueNode:
     def _forget_task(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
-            # e.g. the store refused an outcome: the job stays unfinished and a restart re-queues it
+            # a bug: a refused outcome is retried inside its task (_commit_outcome) and does not end up here
             log.error("node.task_failed", region=self.region, error=type(error).__name__, exc_info=error)
 
     # -- what the job service asks (jobs.QueueClient)
