@@ -107,6 +107,9 @@ def test_jobs_in_flight_survive_a_region_store_outage_and_requests_meanwhile_get
             # a read of a job the node holds is answered from memory
             held = api.get(f"/v1/jobs/{ids[0]}")
             assert held.status_code == 200 and held.json()["status"] in ("queued", "dispatched", "running")
+            # what only the store can answer is 503 too, not 500
+            for path in ("/v1/jobs/job_us_01notheldbythenode0000000", "/v1/jobs"):
+                assert _assert_503(api.get(path))["error"]["code"] == "storage_unavailable"
             # a new job cannot be recorded: each surface answers 503 + Retry-After in its own format
             native = _assert_503(api.post("/v1/jobs", json={"task": "chat", "model": "echo-1", "input": {}}))
             assert native["error"]["code"] == "storage_unavailable"
