@@ -617,13 +617,14 @@ class QueueNode:
         """
         delay = self._settings.outcome_retry_first_seconds
         failures = 0
+        written = False
         try:
             while True:
                 try:
-                    if await self._repo.finish(job, result=result):
-                        return job
-                    # its insert never committed: no success is announced for a job the store does not hold
-                    return _not_stored(job)
+                    written = await self._repo.finish(job, result=result)
+                    # not written: its insert never committed, and no success is announced for a job the store
+                    # does not hold
+                    return job if written else _not_stored(job)
                 except Exception as exc:
                     outage = store.is_outage(exc)
                     failures += 1
@@ -632,15 +633,17 @@ class QueueNode:
                     self._metrics.outcome_write_failures.labels(
                         self.region, "outage" if outage else "refused"
                     ).inc()
-                    log.warning(
-                        "job.outcome_write_failed",
-                        job_id=job.id,
-                        region=self.region,
-                        error=type(exc).__name__,
-                        outage=outage,
-                        failures=failures,
-                        retry_in_seconds=round(delay, 3),
-                    )
+                    # logged on the 1st, 2nd, 4th, 8th… failure, so a long outage does not flood the log
+                    if failures & (failures - 1) == 0:
+                        log.warning(
+                            "job.outcome_write_failed",
+                            job_id=job.id,
+                            region=self.region,
+                            error=type(exc).__name__,
+                            outage=outage,
+                            failures=failures,
+                            retry_in_seconds=round(delay, 3),
+                        )
                     if not outage and (job.error is None or job.error.code != UNSTORABLE):
                         job, result = _unstorable(job, exc), None
                         continue
@@ -649,7 +652,8 @@ class QueueNode:
         finally:
             if failures:
                 self._unwritten -= 1
-                log.info("job.outcome_written", job_id=job.id, region=self.region, failures=failures)
+                if written:
+                    log.info("job.outcome_written", job_id=job.id, region=self.region, failures=failures)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep between two tries of an outcome write; raise _NodeStopping as soon as the node stops."""
