@@ -269,13 +269,14 @@ def sender_for(client: httpx.AsyncClient, outbox: WebhookOutbox, *, max_attempts
 
 
 async def pending(outbox: WebhookOutbox) -> list[tuple[str, str, int]]:
+    """The rows still to deliver (pending) or given up (abandoned); delivered rows are kept for a while."""
     async with outbox._engine.connect() as conn:  # noqa: SLF001 - the test reads the real table
         rows = await conn.execute(
             select(
                 tables.webhook_deliveries.c.id,
                 tables.webhook_deliveries.c.state,
                 tables.webhook_deliveries.c.attempts,
-            )
+            ).where(tables.webhook_deliveries.c.state != "delivered")
         )
         return [tuple(r) for r in rows]
 
@@ -399,3 +400,55 @@ async def test_the_same_event_of_a_job_is_queued_once_and_sealed_at_rest(outbox:
     assert len(rows) == 1
     assert b"sealed-canary" not in rows[0].body and b"job_us_7" not in rows[0].body
     assert rows[0].id == delivery_id("job_us_7", "job.succeeded")
+
+
+@pytest.mark.anyio
+async def test_a_job_that_ended_without_its_delivery_row_gets_one_at_start(
+    serve: Receiver, outbox: WebhookOutbox
+) -> None:
+    """A crash between the commit of a job's outcome and the commit of its delivery: the next start finds it."""
+    now = time.time()
+    row = dict(
+        task="chat",
+        model="echo-1",
+        priority="interactive",
+        attempts=1,
+        fence=1,
+        crashed_workers="[]",
+        created_at=now - 5,
+        deadline_at=now + 600,
+        finished_at=now - 1,
+        org_id="org_a",
+    )
+    await outbox._writer.write(  # noqa: SLF001 - the test writes the real jobs table
+        lambda conn: conn.execute(
+            tables.jobs.insert(),
+            [
+                {**row, "id": "job_us_crashed", "state": "succeeded", "webhook_url": serve.url},
+                {**row, "id": "job_us_nohook", "state": "succeeded", "webhook_url": None},
+                {**row, "id": "job_us_running", "state": "running", "webhook_url": serve.url},
+                {
+                    **row,
+                    "id": "job_us_old",
+                    "state": "failed",
+                    "webhook_url": serve.url,
+                    "finished_at": now - 9000,
+                },
+            ],
+        )
+    )
+    async with webhook_client(timeout_seconds=5, allow_private=True) as client:
+        sender = sender_for(client, outbox)
+        with anyio.fail_after(5):
+            while not serve.requests:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        await sender.aclose()
+    [received] = serve.requests
+    assert json.loads(received.body)["data"] == {
+        "id": "job_us_crashed",
+        "status": "succeeded",
+        "task": "chat",
+        "model": "echo-1",
+    }
+    assert received.headers["webhook-id"] == delivery_id("job_us_crashed", "job.succeeded")

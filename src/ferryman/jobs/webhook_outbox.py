@@ -1,22 +1,26 @@
 """The webhook outbox of one region store: deliveries that wait for their receiver, sealed at rest.
 
-A row is written when its job ends and removed when its receiver answers 2xx, so a delivery outlives any restart
-in between. Rows are read and written only here; `WebhookSender` decides when.
+A row is written when its job ends and marked `delivered` when its receiver answers 2xx, so a delivery outlives
+any restart in between. A delivered row is kept a while (its `next_attempt_at` is then when it may be purged) so
+that, after a crash, jobs that ended without a row can be told from jobs whose webhook went out
+(`finished_without_delivery`). Rows are read and written only here; `WebhookSender` decides when.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ferryman.jobs.models import TERMINAL_STATES
 from ferryman.privacy import PayloadCipher
 from ferryman.store import StoreWriter, tables
 
 t = tables.webhook_deliveries
 
-PENDING, ABANDONED = "pending", "abandoned"
+PENDING, DELIVERED, ABANDONED = "pending", "delivered", "abandoned"
+_TERMINAL = sorted(state.value for state in TERMINAL_STATES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +31,18 @@ class Delivery:
     url: str
     body: bytes
     attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedJob:
+    """A job that ended with a webhook URL: what its webhook says."""
+
+    id: str
+    org_id: str
+    state: str
+    task: str
+    model: str
+    webhook_url: str
 
 
 class WebhookOutbox:
@@ -86,8 +102,34 @@ class WebhookOutbox:
             value: float | None = (await conn.execute(query.order_by(t.c.next_attempt_at).limit(1))).scalar()
         return value
 
-    async def delivered(self, delivery_id: str) -> None:
-        await self._writer.write(lambda conn: conn.execute(delete(t).where(t.c.id == delivery_id)))
+    async def delivered(self, delivery_id: str, *, keep_until: float) -> None:
+        values = dict(state=DELIVERED, next_attempt_at=keep_until)
+        await self._writer.write(
+            lambda conn: conn.execute(update(t).where(t.c.id == delivery_id).values(values))
+        )
+
+    async def purge(self, *, now: float) -> None:
+        """Delete delivered rows past their keeping time."""
+        statement = delete(t).where(t.c.state == DELIVERED, t.c.next_attempt_at <= now)
+        await self._writer.write(lambda conn: conn.execute(statement))
+
+    async def finished_without_delivery(self, *, since: float, limit: int) -> list[FinishedJob]:
+        """Jobs with a webhook URL that ended after `since` and have no row: a crash came between their outcome's
+        commit and their delivery's. (Scans the jobs that ended since then; run once at start.)"""
+        jobs = tables.jobs
+        query = (
+            select(jobs.c.id, jobs.c.org_id, jobs.c.state, jobs.c.task, jobs.c.model, jobs.c.webhook_url)
+            .where(
+                jobs.c.webhook_url.is_not(None),
+                jobs.c.finished_at >= since,
+                jobs.c.state.in_(_TERMINAL),
+                ~exists().where(t.c.job_id == jobs.c.id),
+            )
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [FinishedJob(*row) for row in rows]
 
     async def failed(self, delivery_id: str, *, attempts: int, error: str, retry_at: float | None) -> None:
         """Record a failed attempt: due again at `retry_at`, or abandoned for good when that is None."""

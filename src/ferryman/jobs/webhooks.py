@@ -23,6 +23,7 @@ import structlog
 
 from ferryman import netguard
 from ferryman.errors import InvalidRequest
+from ferryman.jobs.models import Job
 from ferryman.jobs.webhook_outbox import Delivery, WebhookOutbox
 
 log = structlog.get_logger(__name__)
@@ -60,6 +61,16 @@ async def check_url(url: str, *, allow_private: bool) -> None:
     await netguard.resolve_target(url, what="webhook URL", allow_private=allow_private)
 
 
+# a delivered row is kept longer than recovery looks back, so recovery never sends a delivered webhook again
+RECOVER_SECONDS = 3600.0
+KEEP_DELIVERED_SECONDS = 2 * RECOVER_SECONDS
+PURGE_INTERVAL_SECONDS = 60.0
+
+
+def _event_data(job_id: str, state: str, task: str, model: str) -> dict[str, Any]:
+    return {"id": job_id, "status": state, "task": task, "model": model}
+
+
 def delivery_id(job_id: str, event: str) -> str:
     """The `webhook-id` of a job's event: derived from the job, so it is the same on every attempt, after any
     restart, and even if the job's end were announced twice; receivers deduplicate by it."""
@@ -69,10 +80,12 @@ def delivery_id(job_id: str, event: str) -> str:
 class WebhookSender:
     """Delivers webhooks from each region's outbox, at least once, until a 2xx or the attempts run out.
 
-    `send` stores the delivery in its job's region store (the row outlives restarts); one loop per region posts
-    what is due, at most `concurrency` at a time, and records each outcome: a 2xx deletes the row, a failure
-    sets the next attempt after `backoff_seconds * 2**(attempts - 1)` (at most `max_backoff_seconds`), and the
-    last failure leaves the row `abandoned`. A URL that is no longer public is abandoned at once.
+    `notify` stores the delivery in its job's region store (the row outlives restarts; a store outage is retried
+    until it takes the row); one loop per region posts what is due, at most `concurrency` at a time, and records
+    each outcome: a 2xx marks the row delivered (kept `KEEP_DELIVERED_SECONDS`, then purged), a failure sets the
+    next attempt after `backoff_seconds * 2**(attempts - 1)` (at most `max_backoff_seconds`), and the last
+    failure leaves the row `abandoned`. A URL that is no longer public is abandoned at once. At start, jobs that
+    ended in the last `RECOVER_SECONDS` without a row (a crash between the two commits) get theirs.
     """
 
     def __init__(
@@ -109,6 +122,19 @@ class WebhookSender:
     def start(self) -> None:
         """Start delivering; rows left by an earlier run are picked up like new ones."""
         self._loops = [asyncio.create_task(self._run(region)) for region in self._outboxes]
+        self._loops += [asyncio.create_task(self._recover(region)) for region in self._outboxes]
+
+    def notify(self, job: Job) -> None:
+        """Queue the webhook of a job that ended, if it has a webhook URL."""
+        if job.webhook_url:
+            self.send(
+                region=job.region.value,
+                org_id=job.org_id,
+                job_id=job.id,
+                url=job.webhook_url,
+                event=f"job.{job.state.value}",
+                data=_event_data(job.id, job.state.value, job.task.value, job.model),
+            )
 
     def send(
         self, *, region: str, org_id: str, job_id: str, url: str, event: str, data: dict[str, Any]
@@ -123,21 +149,50 @@ class WebhookSender:
     ) -> None:
         msg_id = delivery_id(job_id, event)
         body = json.dumps({"type": event, "data": data}, separators=(",", ":")).encode()
+        delivery = Delivery(msg_id, org_id, job_id, url, body, attempts=0)
+        delay = 0.1
+        while True:
+            try:
+                await self._outboxes[region].add(delivery, now=self._clock())
+                break
+            except Exception as exc:  # the store is out: keep the delivery in memory and try again
+                if self._stopping:  # the next start's recovery finds the job without a row
+                    log.error("webhook.not_queued", msg_id=msg_id, error=type(exc).__name__)
+                    return
+                log.warning("webhook.not_queued_yet", msg_id=msg_id, error=type(exc).__name__, retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        self._wake[region].set()
+
+    async def _recover(self, region: str) -> None:
         try:
-            await self._outboxes[region].add(
-                Delivery(msg_id, org_id, job_id, url, body, attempts=0), now=self._clock()
+            found = await self._outboxes[region].finished_without_delivery(
+                since=self._clock() - RECOVER_SECONDS, limit=10_000
             )
         except Exception as exc:
-            log.error("webhook.not_queued", msg_id=msg_id, job_id=job_id, error=type(exc).__name__)
+            log.error("webhook.recovery_failed", region=region, error=type(exc).__name__)
             return
-        self._wake[region].set()
+        for job in found:
+            log.warning("webhook.recovered", job_id=job.id, region=region)
+            self.send(
+                region=region,
+                org_id=job.org_id,
+                job_id=job.id,
+                url=job.webhook_url,
+                event=f"job.{job.state}",
+                data=_event_data(job.id, job.state, job.task, job.model),
+            )
 
     async def _run(self, region: str) -> None:
         outbox, wake, in_flight = self._outboxes[region], self._wake[region], self._in_flight[region]
+        purged_at = 0.0
         while not self._stopping:
             wake.clear()
             timeout = 5.0
             try:
+                if self._clock() - purged_at > PURGE_INTERVAL_SECONDS:
+                    purged_at = self._clock()
+                    await outbox.purge(now=purged_at)
                 free = self._concurrency - len(in_flight)
                 if free > 0 and not self._stopping:
                     for delivery in await outbox.due(now=self._clock(), limit=free, exclude=set(in_flight)):
@@ -162,7 +217,7 @@ class WebhookSender:
             error = await self._post(delivery)
             if error is None:
                 log.info("webhook.delivered", msg_id=delivery.id, attempt=attempt)
-                await outbox.delivered(delivery.id)
+                await outbox.delivered(delivery.id, keep_until=self._clock() + KEEP_DELIVERED_SECONDS)
                 return
             retry_at = None
             if error != "refused" and attempt < self._max_attempts:
