@@ -192,3 +192,19 @@ async def test_outcome_of_a_job_the_store_never_took_is_not_announced_as_success
     with pytest.raises(StorageUnavailable):
         await h.service.wait(job.org_id, job.id, timeout_seconds=5)
     assert await h.repo.get(job.org_id, job.id) is None
+
+
+async def test_sync_wait_that_ends_while_the_outcome_is_unwritten_answers_storage_unavailable(
+    h: NodeHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refusing = RefusingFinish(h.repo.finish, outage(), times=10_000)
+    monkeypatch.setattr(h.repo, "finish", refusing)
+    worker = h.attach("w1")
+    job = await h.submit()
+    fence = worker.dispatch_of(job.id).fence
+    h.send(worker, p.JobResult(job_id=job.id, fence=fence, output={"text": "hello"}))
+    await until(lambda: refusing.calls >= 1)
+    with pytest.raises(StorageUnavailable, match="has ended"):
+        await h.service.wait(job.org_id, job.id, timeout_seconds=0.2)
+    refusing.left = 0
+    assert (await h.service.wait(job.org_id, job.id, timeout_seconds=5)).state is JobState.SUCCEEDED

@@ -134,7 +134,7 @@ class QueueNode:
         self._model_seen: dict[str, float] = {}
         self._catalog_checked_mono = 0.0
         self._catalog_stored_at = 0.0
-        self._unwritten = 0  # jobs whose outcome the store refused at least once and has not yet taken
+        self._unwritten: set[str] = set()  # jobs whose outcome the store refused and has not taken yet
         self._stopping = asyncio.Event()
 
     # -- lifecycle
@@ -330,7 +330,7 @@ class QueueNode:
             "workers": len(self._workers),
             "free_slots": sum(w.free_slots for w in self._workers.values() if not w.draining),
             **self.worker_health(),
-            "unwritten_outcomes": self._unwritten,
+            "unwritten_outcomes": len(self._unwritten),
         }
 
     def worker_health(self) -> dict[str, Any]:
@@ -628,8 +628,7 @@ class QueueNode:
                 except Exception as exc:
                     outage = store.is_outage(exc)
                     failures += 1
-                    if failures == 1:
-                        self._unwritten += 1
+                    self._unwritten.add(job.id)
                     self._metrics.outcome_write_failures.labels(
                         self.region, "outage" if outage else "refused"
                     ).inc()
@@ -651,7 +650,7 @@ class QueueNode:
                     delay = min(delay * 2, self._settings.outcome_retry_max_seconds)
         finally:
             if failures:
-                self._unwritten -= 1
+                self._unwritten.discard(job.id)
                 if written:
                     log.info("job.outcome_written", job_id=job.id, region=self.region, failures=failures)
 
@@ -688,6 +687,10 @@ class QueueNode:
             ),
         )
         self._pump_worker(worker)
+
+    def outcome_unwritten(self, job_id: JobId) -> bool:
+        """True while the job has ended but the store has refused its outcome (retrying)."""
+        return job_id in self._unwritten
 
     def abandon(self, job_id: JobId, failure: JobFailure) -> bool:
         """Fail a job whose insert the store refused. Nobody was told it exists, so its failure is announced

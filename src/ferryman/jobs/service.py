@@ -214,6 +214,12 @@ class JobService:
                 )
             return final
         job, _ = await self.get(org_id, job_id)
+        if not job.state.is_terminal and self._nodes[job.region].outcome_unwritten(job.id):
+            raise StorageUnavailable(
+                f"job {job_id} has ended, but the store is unavailable to record its outcome; it is answered once "
+                "recorded: ask again shortly",
+                details={"retry_after_seconds": 2},
+            )
         return job
 
     async def follow(self, org_id: OrgId, job_id: str, after: int = 0) -> AsyncIterator[JobEvent]:
