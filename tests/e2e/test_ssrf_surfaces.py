@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import anthropic
+import fal_client.client
 import openai
 import pytest
 
 from tests.e2e.processes import FerrymanServer
+from tests.e2e.tls import LocalCA
 
 INTERNAL = ["http://100.100.100.200/latest/meta-data/", "http://[2002:7f00:1::1]/x", "http://[fec0::1]/x"]
 
@@ -92,4 +94,20 @@ def test_an_anthropic_image_url_on_an_internal_address_is_refused(
                 }
             ],
         )
+    assert "not publicly routable" in str(refused.value)
+
+
+@pytest.mark.parametrize("url", INTERNAL)
+def test_a_fal_webhook_on_an_internal_address_is_refused(
+    tls_server: FerrymanServer, local_ca: LocalCA, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setattr(fal_client.client, "QUEUE_URL_FORMAT", f"{tls_server.url}/fal/")
+    monkeypatch.setenv("SSL_CERT_FILE", str(local_ca.ca_file))
+    sdk = fal_client.SyncClient(key=tls_server.token)
+    try:
+        with pytest.raises(fal_client.client.FalClientHTTPError) as refused:
+            sdk.submit("echo-1", arguments={"prompt": "a ferry"}, webhook_url=url)
+    finally:
+        sdk._client.close()
+    assert refused.value.status_code == 400
     assert "not publicly routable" in str(refused.value)
