@@ -7,13 +7,17 @@ embedding 127.0.0.1, fec0::/10), and the address checked was not the address con
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from ferryman import netguard
 from ferryman.errors import InvalidRequest
+from tests.e2e.tls import make_local_ca
 
 pytestmark = pytest.mark.anyio
 
@@ -252,3 +256,35 @@ async def test_a_host_that_does_not_resolve_at_delivery_is_a_retryable_connect_e
     async with httpx.AsyncClient(transport=transport) as client:
         with pytest.raises(httpx.ConnectError, match="does not resolve"):
             await client.post("https://hooks.example/x", content=b"{}")
+
+
+async def test_a_pinned_https_request_checks_the_certificate_against_the_name(tmp_path: Path) -> None:
+    """The connection goes to the pinned IP, but TLS (SNI and the certificate check) uses the URL's host."""
+    ca = make_local_ca(tmp_path)  # a certificate for the name `localhost`
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(ca.cert_file, ca.key_file)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_tls)
+    port = server.sockets[0].getsockname()[1]
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    trust = ssl.create_default_context(cafile=str(ca.ca_file))
+    inner = httpx.AsyncHTTPTransport(verify=trust, limits=httpx.Limits(max_keepalive_connections=0))
+    transport = netguard.PinnedTransport(allow_private=True, resolve=resolve, inner=inner)
+    try:
+        async with httpx.AsyncClient(transport=transport) as client:
+            assert (await client.get(f"https://localhost:{port}/h")).status_code == 204
+            with pytest.raises(httpx.ConnectError, match="certificate|hostname"):
+                await client.get(f"https://impostor.example:{port}/h")
+    finally:
+        server.close()
+        await server.wait_closed()
