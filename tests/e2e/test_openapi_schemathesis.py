@@ -41,8 +41,8 @@ def fuzzed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ferryman
         server.stop()
 
 
-def _validate(case: schemathesis.Case, server: FerrymanServer, surface: str) -> None:
-    case.call_and_validate(
+def _validate(case: schemathesis.Case, server: FerrymanServer, surface: str) -> schemathesis.Response:
+    return case.call_and_validate(
         base_url=f"{server.url}{SURFACES[surface]}",
         headers={"Authorization": f"Bearer {server.token}"},
         checks=CHECKS,
@@ -77,6 +77,43 @@ def test_the_surfaces_openapi_document_is_true(fuzzed_server: FerrymanServer, su
                 failures.append(f"{operation.label} ({mode.value}): {exc}")
     assert sent >= len(list(schema.get_all_operations())), "schemathesis sent fewer requests than operations"
     assert not failures, "\n\n".join(failures)
+
+
+def test_real_job_answers_match_their_documented_schemas(fuzzed_server: FerrymanServer) -> None:
+    """Generated requests rarely name a served model, so the success schemas are checked on real jobs too."""
+    native = schemathesis.openapi.from_url(f"{fuzzed_server.url}/v1/openapi.json")
+    chat = {"task": "chat", "model": "echo-1", "input": {"messages": [{"role": "user", "content": "hi"}]}}
+    submit = native["/jobs"]["POST"]
+    done = submit.Case(body={**chat, "wait": 10}, media_type="application/json")
+    queued = submit.Case(
+        body={**chat, "input": {**chat["input"], "sleep_ms": 3000}}, media_type="application/json"
+    )
+    answers = [_validate(done, fuzzed_server, "native"), _validate(queued, fuzzed_server, "native")]
+    job_id = answers[1].json()["id"]
+    answers.append(
+        _validate(
+            native["/jobs/{job_id}"]["GET"].Case(path_parameters={"job_id": job_id}), fuzzed_server, "native"
+        )
+    )
+    answers.append(
+        _validate(
+            native["/jobs/{job_id}/cancel"]["POST"].Case(path_parameters={"job_id": job_id}),
+            fuzzed_server,
+            "native",
+        )
+    )
+    answers.append(_validate(native["/jobs"]["GET"].Case(query={"limit": 5}), fuzzed_server, "native"))
+    for surface in ("openai", "anthropic"):
+        models = schemathesis.openapi.from_url(f"{fuzzed_server.url}{SURFACES[surface]}/openapi.json")
+        answers.append(_validate(models["/models"]["GET"].Case(), fuzzed_server, surface))
+        answers.append(
+            _validate(
+                models["/models/{model}"]["GET"].Case(path_parameters={"model": "echo-1"}),
+                fuzzed_server,
+                surface,
+            )
+        )
+    assert [a.status_code for a in answers] == [200, 202, 200, 200, 200, 200, 200, 200, 200]
 
 
 @pytest.mark.parametrize("surface", SURFACES)

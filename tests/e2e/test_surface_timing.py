@@ -61,7 +61,8 @@ def test_openai_chat_carries_the_four_timings_and_the_job_id(
     )
     reply, timing = raw.parse(), timing_of(raw.headers)
     stored = job_timings(shared_server, reply.id)
-    assert (set(timing), raw.request_id, timing["work"] >= 80, round(timing["work"], 3)) == (
+    # the worker's event loop (uvloop) keeps time in whole milliseconds: an 80 ms sleep may measure 79.x
+    assert (set(timing), raw.request_id, timing["work"] >= 75, round(timing["work"], 3)) == (
         FOUR,
         reply.id,
         True,
@@ -162,7 +163,7 @@ def test_fal_submit_status_and_result_carry_timing_and_request_id(shared_server:
     )
     assert [set(timing_of(r.headers)) for r in (submitted, status, result)] == [FOUR] * 3
     assert timing_of(result.headers)["work"] == pytest.approx(stored["work_ms"], abs=0.001)
-    assert timing_of(result.headers)["work"] >= 60
+    assert timing_of(result.headers)["work"] >= 55  # 60 ms of echo work, measured to the millisecond
 
 
 def test_fal_result_of_a_failed_job_still_names_it(shared_server: FerrymanServer) -> None:

@@ -10,7 +10,7 @@ declared on their routes with `openapi_extra`, their models added here as compon
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -46,9 +46,14 @@ def component_schemas(models: Sequence[type[BaseModel]]) -> dict[str, Any]:
 
 
 def document_errors(
-    app: FastAPI, *, error_schema: dict[str, Any], models: Sequence[type[BaseModel]] = ()
+    app: FastAPI,
+    *,
+    error_schema: dict[str, Any],
+    models: Sequence[type[BaseModel]] = (),
+    schemas: Mapping[str, dict[str, Any]] | None = None,
 ) -> None:
-    """Make `app.openapi()` document the surface's own error answers (see the module docstring)."""
+    """Make `app.openapi()` document the surface's own error answers (see the module docstring); `models` and
+    `schemas` become components that routes refer to."""
 
     generate = app.openapi  # FastAPI's own, which caches its document until the routes change
 
@@ -58,6 +63,7 @@ def document_errors(
         for fastapi_own in ("HTTPValidationError", "ValidationError"):
             components.pop(fastapi_own, None)
         components.update(component_schemas(models))
+        components.update(schemas or {})
         components["Error"] = error_schema
         for operations in schema.get("paths", {}).values():
             for method, operation in operations.items():
@@ -103,6 +109,10 @@ JSON_OR_TEXT: dict[int | str, dict[str, Any]] = {
         "content": {"application/json": {}, "text/plain": {"schema": {"type": "string"}}},
     }
 }
+
+
+def json_answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def json_body(schema: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from ferryman.api.anthropic import render
 from ferryman.api.anthropic.schemas import CountTokensRequest, MessagesRequest
 from ferryman.api.deps import AppContainer, Jobs, JobsReader, JobsWriter
-from ferryman.api.openapi import STREAMED
+from ferryman.api.openapi import STREAMED, json_answer
 from ferryman.api.outcomes import spec_for
 from ferryman.api.timing import job_headers, run_timed, stream_headers
 from ferryman.errors import NotFound
@@ -58,7 +58,31 @@ def _model_view(name: str) -> dict[str, Any]:
     return {"type": "model", "id": name, "display_name": name, "created_at": "1970-01-01T00:00:00Z"}
 
 
-@router.get("/models")
+MODEL_SCHEMA = {
+    "type": "object",
+    "required": ["type", "id", "display_name", "created_at"],
+    "properties": {
+        "type": {"const": "model"},
+        "id": {"type": "string"},
+        "display_name": {"type": "string"},
+        "created_at": {"type": "string"},
+    },
+}
+MODEL_LIST_SCHEMA = {
+    "type": "object",
+    "required": ["data", "has_more", "first_id", "last_id"],
+    "properties": {
+        "data": {"type": "array", "items": MODEL_SCHEMA},
+        "has_more": {"type": "boolean"},
+        "first_id": {"type": ["string", "null"]},
+        "last_id": {"type": ["string", "null"]},
+    },
+}
+
+
+@router.get(
+    "/models", responses={200: json_answer("The models served in the token's region.", MODEL_LIST_SCHEMA)}
+)
 async def list_models(principal: JobsReader, container: AppContainer) -> JSONResponse:
     names = [info.name for info in container.nodes[principal.region].models()]
     return JSONResponse(
@@ -71,7 +95,7 @@ async def list_models(principal: JobsReader, container: AppContainer) -> JSONRes
     )
 
 
-@router.get("/models/{model:path}")
+@router.get("/models/{model:path}", responses={200: json_answer("The model.", MODEL_SCHEMA)})
 async def get_model(model: str, principal: JobsReader, container: AppContainer) -> JSONResponse:
     if container.jobs.model_info(principal.region, model) is None:
         raise NotFound(f"model: {model}")

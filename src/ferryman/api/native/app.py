@@ -24,7 +24,7 @@ from ferryman.api.native import (
     sessions,
     tokens,
 )
-from ferryman.api.native.schemas import ERROR_SCHEMA, JobCreate
+from ferryman.api.native.schemas import ERROR_SCHEMA, JOB_LIST_SCHEMA, JOB_SCHEMA, JobCreate
 from ferryman.api.openapi import document_errors
 from ferryman.errors import FerrymanError
 
@@ -72,7 +72,12 @@ def create_native_app(*, max_body_bytes: int) -> FastAPI:
         redoc_url=None,
         dependencies=[Depends(authenticate)],
     )
-    document_errors(app, error_schema=ERROR_SCHEMA, models=[JobCreate])
+    document_errors(
+        app,
+        error_schema=ERROR_SCHEMA,
+        models=[JobCreate],
+        schemas={"Job": JOB_SCHEMA, "JobList": JOB_LIST_SCHEMA},
+    )
     app.include_router(jobs.router)
     app.include_router(models.router)
     app.include_router(org.router)

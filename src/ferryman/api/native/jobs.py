@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from ferryman.api.deps import Jobs, JobsReader, JobsWriter
 from ferryman.api.native.schemas import JobCreate, job_view
-from ferryman.api.openapi import ACCEPTED, ANY_MEDIA, EVENTS_ONLY, STREAMED, json_body
+from ferryman.api.openapi import ANY_MEDIA, EVENTS_ONLY, json_answer, json_body
 from ferryman.api.parsing import parse_body
 from ferryman.api.timing import server_timing
 from ferryman.errors import InvalidRequest, NotFound
@@ -23,6 +23,16 @@ from ferryman.types import JobId, Region, Task
 router = APIRouter()
 
 MAX_PAGE = 100
+
+JOB = {"$ref": "#/components/schemas/Job"}
+ONE_JOB: dict[int | str, dict[str, Any]] = {200: json_answer("The job.", JOB)}
+SUBMITTED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The finished job (with `wait`), or with `stream` the job's events.",
+        "content": {"application/json": {"schema": JOB}, "text/event-stream": {"schema": {"type": "string"}}},
+    },
+    202: json_answer("The job as it stands: queued, or still running when `wait` ran out.", JOB),
+}
 
 
 def _respond(
@@ -72,7 +82,7 @@ def _stream(jobs: JobService, job_id: str, events: AsyncIterator[JobEvent]) -> R
 @router.post(
     "/jobs",
     openapi_extra=json_body({"$ref": "#/components/schemas/JobCreate"}),
-    responses={**STREAMED, **ACCEPTED},
+    responses=SUBMITTED,
 )
 async def create_job(
     request: Request,
@@ -108,14 +118,17 @@ async def create_job(
     return _respond(job, queue, started, waited=False, status=None if job.state.is_terminal else 202)
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", responses=ONE_JOB)
 async def get_job(job_id: str, principal: JobsReader, jobs: Jobs) -> Response:
     started = time.perf_counter()
     job, queue = await jobs.get(principal.org_id, job_id)
     return _respond(job, queue, started, waited=False, status=200)
 
 
-@router.get("/jobs")
+@router.get(
+    "/jobs",
+    responses={200: json_answer("A page of jobs, newest first.", {"$ref": "#/components/schemas/JobList"})},
+)
 async def list_jobs(
     principal: JobsReader,
     jobs: Jobs,
@@ -145,7 +158,7 @@ async def list_jobs(
     )
 
 
-@router.post("/jobs/{job_id}/cancel")
+@router.post("/jobs/{job_id}/cancel", responses=ONE_JOB)
 async def cancel_job(job_id: str, principal: JobsWriter, jobs: Jobs) -> Response:
     started = time.perf_counter()
     job = await jobs.cancel(principal.org_id, job_id)

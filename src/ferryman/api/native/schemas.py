@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ferryman.jobs import Job, QueueInfo
-from ferryman.types import Priority, Task
+from ferryman.jobs import Job, JobState, QueueInfo
+from ferryman.types import Priority, Region, Task
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -37,6 +37,59 @@ class JobCreate(BaseModel):
     wait: float | None = Field(None, ge=0, description="Seconds to wait for the result before answering 202.")
     stream: bool = False
     deadline_seconds: float | None = Field(None, gt=0, le=7 * 86400)
+
+
+_NULLABLE_NUMBER = {"type": ["number", "null"]}
+# what job_view renders, as the OpenAPI component `Job` (tests/e2e/test_openapi_schemathesis.py checks answers)
+JOB_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "object", "status", "task", "model", "priority", "region", "attempts", "timings"],
+    "properties": {
+        "id": {"type": "string"},
+        "object": {"const": "job"},
+        "status": {"enum": [s.value for s in JobState]},
+        "task": {"enum": [t.value for t in Task]},
+        "model": {"type": "string"},
+        "priority": {"enum": [p.value for p in Priority]},
+        "region": {"enum": [r.value for r in Region]},
+        "attempts": {"type": "integer", "minimum": 0},
+        "worker_id": {"type": ["string", "null"]},
+        "created_at": {"type": "number"},
+        "dispatched_at": _NULLABLE_NUMBER,
+        "started_at": _NULLABLE_NUMBER,
+        "finished_at": _NULLABLE_NUMBER,
+        "deadline_at": _NULLABLE_NUMBER,
+        "timings": {
+            "type": "object",
+            "properties": {k: _NULLABLE_NUMBER for k in ("wait_ms", "worker_rtt_ms", "work_ms")},
+        },
+        "queue": {
+            "type": ["object", "null"],
+            "properties": {
+                "position": {"type": "integer"},
+                "wait_reason": {"type": ["string", "null"]},
+                "estimated_start_seconds": _NULLABLE_NUMBER,
+            },
+        },
+        "result": {"type": ["object", "null"]},
+        "usage": {"type": ["object", "null"]},
+        "error": {
+            "type": ["object", "null"],
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        },
+    },
+}
+JOB_LIST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["object", "data", "next_cursor", "has_more"],
+    "properties": {
+        "object": {"const": "list"},
+        "data": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+        "next_cursor": {"type": ["string", "null"]},
+        "has_more": {"type": "boolean"},
+    },
+}
 
 
 def _with_urls(value: Any, job_id: str) -> Any:

@@ -21,7 +21,7 @@ from ferryman.api.openai.schemas import (
     SpeechRequest,
     TranscriptionFormat,
 )
-from ferryman.api.openapi import ACCEPTED, JSON_OR_TEXT, STREAMED
+from ferryman.api.openapi import ACCEPTED, JSON_OR_TEXT, STREAMED, json_answer
 from ferryman.api.outcomes import read_blob, spec_for
 from ferryman.api.signed_urls import UrlSigner, origin_of
 from ferryman.api.timing import job_headers, run_timed, stream_headers
@@ -209,13 +209,32 @@ def _model_view(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "ferryman"}
 
 
-@router.get("/models")
+MODEL_SCHEMA = {
+    "type": "object",
+    "required": ["id", "object", "created", "owned_by"],
+    "properties": {
+        "id": {"type": "string"},
+        "object": {"const": "model"},
+        "created": {"type": "integer"},
+        "owned_by": {"type": "string"},
+    },
+}
+MODEL_LIST_SCHEMA = {
+    "type": "object",
+    "required": ["object", "data"],
+    "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": MODEL_SCHEMA}},
+}
+
+
+@router.get(
+    "/models", responses={200: json_answer("The models served in the token's region.", MODEL_LIST_SCHEMA)}
+)
 async def list_models(principal: JobsReader, container: AppContainer) -> JSONResponse:
     node = container.nodes[principal.region]
     return JSONResponse({"object": "list", "data": [_model_view(info.name) for info in node.models()]})
 
 
-@router.get("/models/{model:path}")
+@router.get("/models/{model:path}", responses={200: json_answer("The model.", MODEL_SCHEMA)})
 async def get_model(model: str, principal: JobsReader, container: AppContainer) -> JSONResponse:
     if container.jobs.model_info(principal.region, model) is None:
         raise NotFound(
