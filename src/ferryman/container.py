@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import structlog
@@ -43,6 +43,16 @@ def _notify_webhook(sender: jobs.WebhookSender, job: jobs.Job) -> None:
             event=f"job.{job.state.value}",
             data={"id": job.id, "status": job.state.value, "task": job.task.value, "model": job.model},
         )
+
+
+def _each(*calls: Callable[[jobs.Job], None]) -> Callable[[jobs.Job], None]:
+    """One `on_finished` callable that hands the finished job to each of `calls` in order."""
+
+    def finished(job: jobs.Job) -> None:
+        for call in calls:
+            call(job)
+
+    return finished
 
 
 @contextlib.asynccontextmanager
@@ -90,6 +100,15 @@ async def open_container(settings: Settings, *, clock: Clock | None = None) -> A
         )
         repos: dict[Region, jobs.JobRepository] = {}
         nodes: dict[Region, dispatch.QueueNode] = {}
+        # the checks look regions up when a job comes, so they are built now and see the nodes added below
+        admission = jobs.Admission(
+            jobs.standard_checks(
+                nodes=nodes,
+                repos=repos,
+                allow_private_webhooks=settings.allow_private_webhooks,
+                allow_private_input_urls=settings.allow_private_input_urls,
+            )
+        )
         for region in regions:
             engine = store.create_engine(settings.region_database_url(region.value))
             stack.push_async_callback(engine.dispose)
@@ -119,7 +138,7 @@ async def open_container(settings: Settings, *, clock: Clock | None = None) -> A
                 clock=clock,
                 settings=node_settings,
                 metrics=metrics,
-                on_finished=lambda job: _notify_webhook(webhooks, job),
+                on_finished=_each(lambda job: _notify_webhook(webhooks, job), admission.job_finished),
             )
             await node.start()
             stack.push_async_callback(node.stop)
@@ -139,6 +158,7 @@ async def open_container(settings: Settings, *, clock: Clock | None = None) -> A
                 allow_private_webhooks=settings.allow_private_webhooks,
                 allow_private_input_urls=settings.allow_private_input_urls,
             ),
+            admission=admission,
         )
         boot = await identity_service.bootstrap(settings.data_dir, regions)
         autoscaler = (

@@ -73,6 +73,7 @@ class NodeHarness:
     service: jobs.JobService
     registry: CollectorRegistry
     finished: list[jobs.Job]
+    admission: jobs.Admission
 
     def attach(
         self,
@@ -147,8 +148,13 @@ async def open_harness(
     clock: FakeClock | None = None,
     settings: dispatch.NodeSettings = QUIET_NODE,
     models: tuple[tuple[str, tuple[Task, ...]], ...] = ((MODEL, (Task.CHAT,)), (OTHER_MODEL, (Task.CHAT,))),
+    first_checks: tuple[jobs.AdmissionCheck, ...] = (),
+    extra_checks: tuple[jobs.AdmissionCheck, ...] = (),
 ) -> AsyncIterator[NodeHarness]:
-    """A US queue node on a SQLite store in `data_dir` that knows `models` already (from earlier workers)."""
+    """A US queue node on a SQLite store in `data_dir` that knows `models` already (from earlier workers).
+
+    The job service admits with `first_checks`, the standard checks, then `extra_checks`; like the container, the node
+    hands every finished job to the admission, so holds are released at each job's end."""
     clock = clock or FakeClock()
     engine = store.create_engine(f"sqlite+aiosqlite:///{data_dir / 'region.db'}")
     try:
@@ -170,6 +176,22 @@ async def open_harness(
             registry = CollectorRegistry()
             events = jobs.JobEvents()
             finished: list[jobs.Job] = []
+            repos: dict[Region, jobs.JobRepository] = {Region.US: repo}
+            nodes: dict[Region, jobs.QueueClient] = {}
+            admission = jobs.Admission(
+                [
+                    *first_checks,
+                    *jobs.standard_checks(
+                        nodes=nodes, repos=repos, allow_private_webhooks=True, allow_private_input_urls=False
+                    ),
+                    *extra_checks,
+                ]
+            )
+
+            def on_finished(job: jobs.Job) -> None:
+                finished.append(job)
+                admission.job_finished(job)
+
             node = dispatch.QueueNode(
                 Region.US,
                 repo=repo,
@@ -177,18 +199,20 @@ async def open_harness(
                 clock=clock,
                 settings=settings,
                 metrics=dispatch.NodeMetrics(registry),
-                on_finished=finished.append,
+                on_finished=on_finished,
             )
+            nodes[Region.US] = node
             await node.start()
             try:
                 service = jobs.JobService(
-                    repos={Region.US: repo},
-                    nodes={Region.US: node},
+                    repos=repos,
+                    nodes=nodes,
                     events=events,
                     clock=clock,
                     settings=jobs.JobSettings(
                         default_deadline_seconds=DEADLINES, max_wait_seconds=5.0, allow_private_webhooks=True
                     ),
+                    admission=admission,
                 )
                 yield NodeHarness(
                     clock=clock,
@@ -199,6 +223,7 @@ async def open_harness(
                     service=service,
                     registry=registry,
                     finished=finished,
+                    admission=admission,
                 )
             finally:
                 await node.stop()

@@ -1,5 +1,19 @@
 """Jobs: the spec every surface produces, the durable job, its events, webhooks and the service."""
 
+from ferryman.jobs.admission import (
+    Admission,
+    AdmissionCheck,
+    BacklogRoom,
+    Candidate,
+    HoldingCheck,
+    IdempotentReplay,
+    InputUrlsAllowed,
+    ModelServed,
+    RegionServed,
+    TaskServed,
+    WebhookAllowed,
+    standard_checks,
+)
 from ferryman.jobs.events import JobEvents
 from ferryman.jobs.models import (
     TERMINAL_STATES,
@@ -30,6 +44,13 @@ from ferryman.jobs.webhooks import (
 
 __all__ = [
     "TERMINAL_STATES",
+    "Admission",
+    "AdmissionCheck",
+    "BacklogRoom",
+    "Candidate",
+    "HoldingCheck",
+    "IdempotentReplay",
+    "InputUrlsAllowed",
     "Job",
     "JobEvent",
     "JobEvents",
@@ -41,9 +62,13 @@ __all__ = [
     "JobSpec",
     "JobState",
     "ModelInfo",
+    "ModelServed",
     "QueueClient",
     "QueueInfo",
+    "RegionServed",
+    "TaskServed",
     "Timings",
+    "WebhookAllowed",
     "WebhookOutbox",
     "WebhookSender",
     "check_transition",
@@ -52,6 +77,7 @@ __all__ = [
     "new_webhook_secret",
     "region_of",
     "sign",
+    "standard_checks",
     "verify",
     "webhook_client",
 ]

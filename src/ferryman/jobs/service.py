@@ -9,10 +9,9 @@ from typing import Any
 
 import structlog
 
-from ferryman import netguard
 from ferryman.clock import Clock
 from ferryman.errors import Conflict, InvalidRequest, NotFound, StorageUnavailable
-from ferryman.jobs import webhooks
+from ferryman.jobs.admission import Admission, Candidate, replay, standard_checks
 from ferryman.jobs.events import JobEvents
 from ferryman.jobs.models import (
     Job,
@@ -39,6 +38,7 @@ class JobSettings:
     default_deadline_seconds: Mapping[str, float]
     max_wait_seconds: float
     allow_private_webhooks: bool
+    allow_private_input_urls: bool = False
 
 
 def region_of(job_id: str) -> Region | None:
@@ -63,46 +63,53 @@ class JobService:
         events: JobEvents,
         clock: Clock,
         settings: JobSettings,
+        admission: Admission | None = None,
     ) -> None:
+        """`admission` is the ordered list of checks a job passes (by default today's standard checks); the
+        container also hands it every finished job, so that what a check holds is released at the job's end."""
         self._repos, self._nodes, self._events = repos, nodes, events
         self._clock, self._settings = clock, settings
+        self._admission = admission or Admission(
+            standard_checks(
+                nodes=nodes,
+                repos=repos,
+                allow_private_webhooks=settings.allow_private_webhooks,
+                allow_private_input_urls=settings.allow_private_input_urls,
+            )
+        )
 
     def model_info(self, region: Region, model: str) -> ModelInfo | None:
         return self._nodes[region].model_info(model)
 
     async def submit(self, spec: JobSpec, *, acknowledge: bool = True) -> tuple[Job, bool]:
-        """Store and queue a job; returns (job, created). Idempotent per (org, Idempotency-Key).
+        """Admit, store and queue a job; returns (job, created). Idempotent per (org, Idempotency-Key).
 
+        The admission checks decide first (`jobs.admission`: region, model, task, replay, webhook, input URLs,
+        backlog); the first to refuse raises its error. What a check holds for the job is released when the job
+        ends, or at once if it is not queued after all.
         With `acknowledge` (the caller answers before the job ends) the job is committed before this returns.
         Without it (a sync request, answered only with the outcome) the job is queued while its insert commits,
         and its outcome's write commits after the insert: either way nothing is acknowledged unwritten.
-        Raises NotFound (model unknown in the region), InvalidRequest (task not served, bad webhook),
-        Conflict (key reused with another body) and BacklogFull.
         """
-        node = self._nodes.get(spec.region)
-        if node is None:
-            raise InvalidRequest(f"region {spec.region.value!r} is not served here")
-        tasks = node.model_tasks(spec.model)
-        if tasks is None:
-            raise NotFound(
-                f"model {spec.model!r} is not served in region {spec.region}; GET /v1/models lists models"
-            )
-        if spec.task not in tasks:
-            raise InvalidRequest(
-                f"model {spec.model!r} does not serve task {spec.task.value!r}; it serves "
-                f"{sorted(t.value for t in tasks)}"
-            )
-        repo = self._repos[spec.region]
-        if spec.idempotency_key and (seen := await self._replay(repo, spec)) is not None:
+        job_id = JobId(new_id(f"job_{spec.region.value}"))
+        seen = await self._admission.admit(Candidate(job_id, spec))
+        if seen is not None:
             return seen, False
-        if spec.webhook_url:
-            await webhooks.check_url(spec.webhook_url, allow_private=self._settings.allow_private_webhooks)
-        await netguard.check_input_urls(spec.payload, allow_private=self._settings.allow_private_input_urls)
-        node.admit(model=spec.model, priority=spec.priority)
+        try:
+            job, created = await self._store_and_queue(job_id, spec, acknowledge=acknowledge)
+        except BaseException:
+            self._admission.release(job_id)
+            raise
+        if not created:
+            self._admission.release(job_id)
+        return job, created
+
+    async def _store_and_queue(self, job_id: JobId, spec: JobSpec, *, acknowledge: bool) -> tuple[Job, bool]:
+        node, repo = self._nodes[spec.region], self._repos[spec.region]
         now = self._clock.now()
         deadline = spec.deadline_seconds or self._settings.default_deadline_seconds[spec.priority.value]
         job = Job(
-            id=JobId(new_id(f"job_{spec.region.value}")),
+            id=job_id,
             org_id=spec.org_id,
             region=spec.region,
             task=spec.task,
@@ -123,7 +130,7 @@ class JobService:
         try:
             await repo.insert(job, spec.payload)
         except DuplicateIdempotencyKey:
-            if (seen := await self._replay(repo, spec)) is not None:
+            if (seen := await replay(repo, spec)) is not None:
                 return seen, False
             raise
         node.enqueue(job, spec.payload, spec.weight)
@@ -134,13 +141,6 @@ class JobService:
             log.error("job.insert_failed", job_id=job.id, error=type(written.exception()).__name__)
             failure = JobFailure(NOT_STORED, "the store did not take the job; nothing ran; submit it again")
             self._nodes[job.region].abandon(job.id, failure)
-
-    async def _replay(self, repo: JobRepository, spec: JobSpec) -> Job | None:
-        assert spec.idempotency_key is not None
-        seen = await repo.find_by_idempotency_key(spec.org_id, spec.idempotency_key)
-        if seen is not None and seen.request_digest != spec.request_digest:
-            raise Conflict("Idempotency-Key was already used with a different request body; use a new key")
-        return seen
 
     def _repo_for(self, job_id: str) -> tuple[Region, JobRepository]:
         region = region_of(job_id)
