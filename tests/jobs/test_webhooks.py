@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+import asyncpg
 import httpx
 import pytest
 from hypothesis import given
@@ -27,6 +29,7 @@ from ferryman.jobs import (
     webhook_client,
 )
 from ferryman.store import tables
+from tests.capabilities import POSTGRES, require
 
 SECRET = new_webhook_secret()
 
@@ -234,10 +237,20 @@ async def serve() -> AsyncIterator[Receiver]:
         await server.wait_closed()
 
 
-@pytest.fixture
-async def outbox(tmp_path: Path) -> AsyncIterator[WebhookOutbox]:
-    """A real region store (SQLite) with its writer and cipher: the outbox the sender works from."""
-    engine = store.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'region.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def outbox(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[WebhookOutbox]:
+    """A real region store (SQLite, or a fresh PostgreSQL database) with its writer and cipher."""
+    admin, name = None, f"ferryman_outbox_{secrets.token_hex(4)}"
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'region.db'}"
+    else:
+        try:
+            admin = await asyncpg.connect(host="127.0.0.1", database="test", timeout=3)
+        except (OSError, asyncpg.PostgresError) as exc:
+            require(POSTGRES, f"not reachable at 127.0.0.1:5432 ({exc}); .ci/run starts it")
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = f"postgresql+asyncpg://127.0.0.1/{name}"
+    engine = store.create_engine(url)
     await store.migrate(engine, "region")
     writer = store.StoreWriter(engine, name="us")
     writer.start()
@@ -252,6 +265,9 @@ async def outbox(tmp_path: Path) -> AsyncIterator[WebhookOutbox]:
     finally:
         await writer.stop()
         await engine.dispose()
+        if admin is not None:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
 
 
 async def secret_for(org_id: str) -> str:
