@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from ferryman.api import health
+from ferryman.api.enrol import enrol_endpoint
 from ferryman.api.anthropic import create_anthropic_app
 from ferryman.api.fal import create_fal_app
 from ferryman.api.native import create_native_app
@@ -39,6 +40,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, on_ready: Any 
         Route("/readyz", health.readyz),
         Route("/metrics", health.metrics),
         WebSocketRoute("/v1/workers/connect", worker_endpoint),
+        Route("/v1/workers/enrol", enrol_endpoint, methods=["POST"]),
         media_route(signer),
         Mount("/openai/v1", app=create_openai_app(signer=signer, max_body_bytes=limit)),
         Mount("/anthropic/v1", app=create_anthropic_app(signer=signer, max_body_bytes=limit)),

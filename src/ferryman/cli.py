@@ -22,6 +22,7 @@ from ferryman.autoscale import simulate_app
 from ferryman.cli_identity import identity_app
 from ferryman.cli_worker import run_on_uvloop, worker
 from ferryman.config import Settings
+from ferryman.fleet_wiring import BACKEND_TASKS
 from ferryman.logs import configure_logging
 from ferryman.types import Region, Task
 
@@ -48,6 +49,69 @@ DataDir = Annotated[
 Port = Annotated[int, typer.Option("--port", help="API port.")]
 TlsCert = Annotated[Path | None, typer.Option("--tls-cert", help="PEM certificate: serve HTTPS and WSS.")]
 TlsKey = Annotated[Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")]
+Providers = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--provider",
+        help="Where autoscaled workers run: local or vastai; for one region or model: eu=vastai, "
+        "us/echo-1=local (repeatable). The Vast.ai API key comes only from FERRYMAN_VASTAI_API_KEY(_FILE).",
+    ),
+]
+AutoscaleModels = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--autoscale-model", help="A model to autoscale and its backend: name=backend (repeatable)."
+    ),
+]
+VastImage = Annotated[str | None, typer.Option("--vastai-image", help="Docker image of rented workers.")]
+VastGpu = Annotated[str | None, typer.Option("--vastai-gpu", help="GPU model to rent, e.g. 'RTX 4090'.")]
+MaxPrice = Annotated[
+    float | None, typer.Option("--max-price", help="Most a rented machine may cost, $ per hour.")
+]
+SpendCap = Annotated[
+    float | None, typer.Option("--spend-cap", help="Most a region's autoscaled workers may cost, $ per hour.")
+]
+
+
+def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
+    pairs = {}
+    for value in values or []:
+        key, sep, chosen = value.partition("=")
+        if not sep or not key or not chosen:
+            raise typer.BadParameter(f"{what} takes key=value, got {value!r}")
+        pairs[key.strip()] = chosen.strip()
+    return pairs
+
+
+def _autoscale_overrides(
+    providers: list[str] | None,
+    models: list[str] | None,
+    image: str | None,
+    gpu: str | None,
+    max_price: float | None,
+    spend_cap: float | None,
+) -> dict[str, object]:
+    """Settings the autoscaling flags override; a bare --provider (no `=`) is the default provider."""
+    default = [p for p in providers or [] if "=" not in p]
+    overrides: dict[str, object] = {
+        "autoscale_provider": default[-1] if default else None,
+        "autoscale_providers": _pairs([p for p in providers or [] if "=" in p], "--provider") or None,
+        "autoscale_models": _pairs(models, "--autoscale-model") or None,
+        "vastai_image": image,
+        "vastai_gpu_name": gpu,
+        "vastai_max_price_usd_per_hour": max_price,
+        "autoscale_spend_cap_usd_per_hour": spend_cap,
+    }
+    return overrides
+
+
+def _check_autoscaling(settings: Settings) -> None:
+    from ferryman.fleet_wiring import check
+
+    if problems := check(settings):
+        for problem in problems:
+            _say(f"cannot autoscale: {problem}", "red")
+        raise typer.Exit(2)
 
 
 def _settings(data_dir: Path | None, **overrides: object) -> Settings:
@@ -67,12 +131,7 @@ async def _wait_for_signal() -> None:
 
 # the tasks of the backends `ferryman up` starts, so each region's node takes jobs for their models before the
 # workers have connected (tests/test_cli_up.py keeps this equal to what the backends offer)
-LOCAL_BACKEND_TASKS: dict[str, frozenset[Task]] = {
-    "echo": frozenset(Task),
-    "llamacpp": frozenset({Task.CHAT, Task.COMPLETION, Task.EMBEDDINGS}),
-    "espeak": frozenset({Task.SPEECH}),
-    "pocketsphinx": frozenset({Task.TRANSCRIPTION}),
-}
+LOCAL_BACKEND_TASKS: Mapping[str, frozenset[Task]] = BACKEND_TASKS
 READY_POLL_SECONDS = 0.25
 
 
@@ -225,8 +284,14 @@ def up(
     ] = None,
     autoscale: Annotated[
         bool,
-        typer.Option("--autoscale", help="Start and stop the model's local workers with the autoscaler."),
+        typer.Option("--autoscale", help="Start and stop the model's workers with the autoscaler."),
     ] = False,
+    provider: Providers = None,
+    autoscale_model: AutoscaleModels = None,
+    vastai_image: VastImage = None,
+    vastai_gpu: VastGpu = None,
+    max_price: MaxPrice = None,
+    spend_cap: SpendCap = None,
 ) -> None:
     """Run the API, a queue node per region and local workers per region: the local model, speech, transcription."""
     settings = _settings(
@@ -239,8 +304,10 @@ def up(
         tls_key_file=tls_key,
         tls_ca_file=tls_ca,
         autoscale=autoscale or None,
+        **_autoscale_overrides(provider, autoscale_model, vastai_image, vastai_gpu, max_price, spend_cap),
     )
     configure_logging(settings.log_level)
+    _check_autoscaling(settings)
     run_on_uvloop(_serve(settings, with_workers=True))
 
 
@@ -251,10 +318,32 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
+    autoscale: Annotated[
+        bool,
+        typer.Option(
+            "--autoscale", help="Size each region's fleet with the autoscaler (e.g. rent GPUs on Vast.ai)."
+        ),
+    ] = False,
+    provider: Providers = None,
+    autoscale_model: AutoscaleModels = None,
+    vastai_image: VastImage = None,
+    vastai_gpu: VastGpu = None,
+    max_price: MaxPrice = None,
+    spend_cap: SpendCap = None,
 ) -> None:
-    """Run the API and the region queue nodes only; workers join from elsewhere with `ferryman worker`."""
-    settings = _settings(data_dir, port=port, host=host, tls_cert_file=tls_cert, tls_key_file=tls_key)
+    """Run the API and the region queue nodes only; workers join from elsewhere with `ferryman worker`, or are
+    started (local) or rented (vastai) by the autoscaler with --autoscale."""
+    settings = _settings(
+        data_dir,
+        port=port,
+        host=host,
+        tls_cert_file=tls_cert,
+        tls_key_file=tls_key,
+        autoscale=autoscale or None,
+        **_autoscale_overrides(provider, autoscale_model, vastai_image, vastai_gpu, max_price, spend_cap),
+    )
     configure_logging(settings.log_level)
+    _check_autoscaling(settings)
     run_on_uvloop(_serve(settings, with_workers=False))
 
 

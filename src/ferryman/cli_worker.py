@@ -7,6 +7,7 @@ framework, the stores or the autoscaler: a worker starts in a fraction of a seco
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import secrets
 import signal
@@ -58,6 +59,13 @@ def worker(
     region: Annotated[str, typer.Option(help="Region of the worker token: us or eu.")],
     backend: Annotated[str, typer.Option(help="Backend: echo, llamacpp, openai-upstream, or a plugin.")],
     token: Annotated[str, typer.Option(envvar="FERRYMAN_WORKER_TOKEN", help="Worker token (fmw_…).")] = "",
+    enrolment_secret: Annotated[
+        str,
+        typer.Option(
+            envvar="FERRYMAN_ENROLMENT_SECRET",
+            help="One-time enrolment secret (fme_…) an autoscaled machine trades for its worker token at start.",
+        ),
+    ] = "",
     models: Annotated[
         list[str] | None, typer.Option(help="Model names to serve (repeat or comma-separate).")
     ] = None,
@@ -75,14 +83,24 @@ def worker(
 ) -> None:
     """Run a worker agent: connect to the region's queue node and serve jobs on a backend."""
     from ferryman.errors import ConfigError
-    from ferryman.worker import AgentSettings, BackendSettings, Unrecoverable, WorkerAgent, load_backend
+    from ferryman.worker import (
+        AgentSettings,
+        BackendSettings,
+        Unrecoverable,
+        WorkerAgent,
+        enrol,
+        load_backend,
+    )
 
     configure_logging(os.environ.get("FERRYMAN_LOG_LEVEL", "info"))
-    if not token:
+    if not token and not enrolment_secret:
         console.print(
             "[red]No worker token.[/] Pass --token or set FERRYMAN_WORKER_TOKEN "
-            "(ferryman up writes one to .ferryman/worker-token-<region>)."
+            "(ferryman up writes one to .ferryman/worker-token-<region>), or FERRYMAN_ENROLMENT_SECRET."
         )
+        raise typer.Exit(2)
+    if enrolment_secret and not worker_id:
+        console.print("[red]An enrolment secret is bound to one worker id:[/] pass --worker-id as well.")
         raise typer.Exit(2)
     names = tuple(m.strip() for item in models or [] for m in item.split(",") if m.strip())
     backend_settings = BackendSettings(
@@ -104,17 +122,25 @@ def worker(
         if ca_file or url.startswith("https://")
         else None
     )
+    worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
     settings = AgentSettings(
         url=url,
         token=token,
         region=region,
         slots=slots,
         ssl_context=context,
-        worker_id=worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
+        worker_id=worker_id,
     )
-    agent = WorkerAgent(settings, chosen)
 
     async def main() -> None:
+        agent_settings = settings
+        if enrolment_secret and not token:
+            # the token lives in this process only: nothing on the machine's disk or metadata holds it
+            fresh = await enrol(
+                url=url, secret=enrolment_secret, worker_id=worker_id, region=region, ssl_context=context
+            )
+            agent_settings = dataclasses.replace(settings, token=fresh)
+        agent = WorkerAgent(agent_settings, chosen)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, agent.drain)

@@ -188,7 +188,65 @@ class Settings(BaseSettings):
         description="Provisioning lag assumed until the first autoscaled worker registers and it is measured.",
     )
     autoscale_boot_timeout_seconds: float = Field(
-        600.0, description="An autoscaled worker that has not registered after this long is destroyed."
+        600.0,
+        description="An autoscaled worker that has not registered after this long is destroyed (and a rented "
+        "machine's host quarantined).",
+    )
+    autoscale_models: dict[str, str] = Field(
+        default_factory=dict,
+        description="Models the autoscaler runs workers for, each with the backend that serves it (e.g. "
+        "{'llama-3-8b': 'llamacpp'}); default: the model `ferryman up` serves.",
+    )
+    autoscale_provider: str = Field(
+        "local",
+        description="Where autoscaled workers run: `local` (processes on this machine) or `vastai` (GPUs rented "
+        "on Vast.ai; see the vastai_* settings and docs/deploy.md).",
+    )
+    autoscale_providers: dict[str, str] = Field(
+        default_factory=dict,
+        description="The provider per region or per region and model, over autoscale_provider: e.g. "
+        "{'eu': 'vastai', 'us/echo-1': 'local'}.",
+    )
+    autoscale_worker_url: str | None = Field(
+        None,
+        description="URL rented workers reach this API at (they connect out to it); default public_base_url, "
+        "else http://host:port.",
+    )
+    autoscale_enrolment_ttl_seconds: float = Field(
+        900.0,
+        description="How long a rented machine's one-time enrolment secret may be traded for its worker token.",
+    )
+    vastai_api_key: SecretStr | None = Field(
+        None,
+        description="Vast.ai API key, from the environment only (FERRYMAN_VASTAI_API_KEY); never a flag. Or "
+        "vastai_api_key_file.",
+    )
+    vastai_api_key_file: Path | None = Field(
+        None, description="File holding the Vast.ai API key (e.g. a mounted secret); read at start."
+    )
+    vastai_base_url: str = Field("https://console.vast.ai/api/v0", description="Vast.ai REST API base URL.")
+    vastai_image: str | None = Field(
+        None,
+        description="Docker image of rented workers: it must have `ferryman` installed (docs/deploy.md).",
+    )
+    vastai_onstart: str | None = Field(
+        None,
+        description="Start-up command of rented workers (placeholders {url} {region} {backend} {models} {slots} "
+        "{worker_id}; the enrolment secret is in $FERRYMAN_ENROLMENT_SECRET); default runs `python -m ferryman "
+        "worker`.",
+    )
+    vastai_gpu_name: str = Field("RTX 4090", description="GPU model to rent, as Vast.ai names it.")
+    vastai_num_gpus: int = Field(1, description="GPUs per rented machine.")
+    vastai_min_gpu_ram_gb: float | None = Field(None, description="Least memory per GPU, in GB.")
+    vastai_min_reliability: float = Field(
+        0.98, description="Least host reliability (0 to 1) Vast.ai reports."
+    )
+    vastai_max_price_usd_per_hour: float | None = Field(
+        None, description="Most a rented machine may cost per hour, in dollars."
+    )
+    vastai_disk_gb: float = Field(64.0, description="Disk of each rented machine, in GB.")
+    vastai_crash_limit: int = Field(
+        3, description="Worker crashes on one host after which that host is quarantined (never rented again)."
     )
 
     # identity and sign-in (docs/identity.md)

@@ -10,10 +10,10 @@ import structlog
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ferryman import autoscale, dispatch, identity, jobs, privacy, store
+from ferryman import autoscale, dispatch, fleet_wiring, identity, jobs, privacy, store
 from ferryman.clock import Clock, SystemClock
 from ferryman.config import Settings
-from ferryman.types import Priority, Region
+from ferryman.types import Region
 
 log = structlog.get_logger(__name__)
 
@@ -162,7 +162,11 @@ async def open_container(settings: Settings, *, clock: Clock | None = None) -> A
         )
         boot = await identity_service.bootstrap(settings.data_dir, regions)
         autoscaler = (
-            _open_autoscaler(settings, nodes, clock=clock, registry=registry) if settings.autoscale else None
+            await fleet_wiring.open_autoscaler(
+                settings, nodes, clock=clock, registry=registry, accounts=accounts, stack=stack
+            )
+            if settings.autoscale
+            else None
         )
         if autoscaler is not None:
             autoscaler.start()
@@ -181,53 +185,6 @@ async def open_container(settings: Settings, *, clock: Clock | None = None) -> A
             bootstrap=boot,
             accounts=accounts,
         )
-
-
-def _open_autoscaler(
-    settings: Settings, nodes: dict[Region, dispatch.QueueNode], *, clock: Clock, registry: CollectorRegistry
-) -> autoscale.Autoscaler:
-    """The autoscaler of `ferryman up --autoscale`: local worker processes serving the model `up` serves."""
-    backend, model = ("echo", "echo-1") if settings.dev else ("llamacpp", settings.model_name)
-    url = f"{'https' if settings.tls_cert_file else 'http'}://{settings.host}:{settings.port}"
-    command: tuple[str, ...] = autoscale.providers.DEFAULT_WORKER_COMMAND
-    if settings.tls_ca_file:
-        command = (*command, "--ca-file", str(settings.tls_ca_file))
-    links = {
-        region: autoscale.RegionLink(
-            node=node,
-            launch_url=url,
-            provider=autoscale.providers.LocalProvider(
-                command=command,
-                region=region,
-                log_dir=settings.data_dir / "workers" / region.value,
-                stop_timeout_s=10.0,
-            ),
-            worker_token=(settings.data_dir / f"worker-token-{region.value}").read_text().strip(),
-        )
-        for region, node in nodes.items()
-    }
-    waits, deadlines = settings.autoscale_wait_target_seconds, settings.autoscale_backlog_deadline_seconds
-    config = autoscale.AutoscalerConfig(
-        models=(autoscale.ManagedModel(model, backend, settings.worker_slots),),
-        policy=autoscale.PolicyConfig(
-            cooldown_s=settings.autoscale_cooldown_seconds,
-            min_workers=settings.autoscale_min_workers,
-            max_workers=settings.autoscale_max_workers,
-            spend_cap_usd_per_hour=settings.autoscale_spend_cap_usd_per_hour,
-            batch_scales_to_zero=settings.autoscale_batch_scales_to_zero,
-        ),
-        targets=autoscale.FleetTargets(
-            wait_target_s={p: waits[p.value] for p in Priority},
-            deadline_s={p: deadlines[p.value] for p in Priority},
-            initial_lag_s=settings.autoscale_boot_seconds,
-            boot_timeout_s=settings.autoscale_boot_timeout_seconds,
-        ),
-        windows=autoscale.SignalWindows(
-            settings.autoscale_short_window_seconds, settings.autoscale_long_window_seconds
-        ),
-        interval_s=settings.autoscale_interval_seconds,
-    )
-    return autoscale.build_autoscaler(links, config, clock=clock, registry=registry)
 
 
 @contextlib.asynccontextmanager

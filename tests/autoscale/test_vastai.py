@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import shlex
 from typing import Any
 
@@ -31,7 +33,7 @@ OFFERS = [
 EU_QUERY = OfferQuery(gpu_name="A100 SXM4", region=Region.EU, max_price_usd_per_hour=2.0, min_reliability=0.9)
 EU_LAUNCH = WorkerLaunch(
     url="wss://eu.ferryman.example/worker", token="wt_secret", region=Region.EU, backend="llamacpp",
-    models=("llama-2-13b",), slots=16, worker_id="as-eu-7",
+    models=("llama-2-13b",), slots=16, worker_id="as-eu-7", enrolment_secret="fme_once",
 )  # fmt: skip
 
 
@@ -94,7 +96,9 @@ def test_offers_for_us_never_include_eu_machines(standin: tuple[str, StandinStat
     assert asyncio.run(scenario()) == ["103"]
 
 
-def test_provision_starts_the_worker_with_its_token_and_region(standin: tuple[str, StandinState]) -> None:
+def test_provision_starts_the_worker_with_its_enrolment_secret_never_its_token(
+    standin: tuple[str, StandinState],
+) -> None:
     base_url, state = standin
 
     async def scenario() -> None:
@@ -119,14 +123,15 @@ def test_provision_starts_the_worker_with_its_token_and_region(standin: tuple[st
         "ghcr.io/ferryman/worker:1",
         "ferryman:eu:llamacpp",
     )
-    argv = shlex.split(body["onstart"].replace('"$FERRYMAN_WORKER_TOKEN"', "TOKEN"))
+    argv = shlex.split(body["onstart"].replace('"$FERRYMAN_ENROLMENT_SECRET"', "SECRET"))
     assert argv == [
-        "python", "-m", "ferryman", "worker", "--url", "wss://eu.ferryman.example/worker", "--token", "TOKEN",
+        "python", "-m", "ferryman", "worker", "--url", "wss://eu.ferryman.example/worker", "--enrolment-secret",
+        "SECRET",
         "--region", "eu", "--backend", "llamacpp", "--models", "llama-2-13b", "--slots", "16",
         "--worker-id", "as-eu-7",
     ]  # fmt: skip
-    assert body["env"] == {"FERRYMAN_WORKER_TOKEN": "wt_secret", "FERRYMAN_REGION": "eu"}
-    assert "wt_secret" not in body["onstart"]
+    assert body["env"] == {"FERRYMAN_ENROLMENT_SECRET": "fme_once", "FERRYMAN_REGION": "eu"}
+    assert "wt_secret" not in json.dumps(body)  # the long-lived worker token never leaves Ferryman
 
 
 def test_provision_refuses_an_offer_outside_the_workers_region(standin: tuple[str, StandinState]) -> None:
@@ -254,3 +259,37 @@ def test_unreachable_api_is_a_retryable_provider_error() -> None:
             await vast.aclose()
 
     asyncio.run(scenario())
+
+
+def test_provision_refuses_a_launch_without_an_enrolment_secret(standin: tuple[str, StandinState]) -> None:
+    base_url, state = standin
+
+    async def scenario() -> str:
+        vast = provider(base_url)
+        try:
+            chosen = (await vast.offers(EU_QUERY))[0]
+            with pytest.raises(ProviderError) as caught:
+                await vast.provision(chosen, dataclasses.replace(EU_LAUNCH, enrolment_secret=""))
+            return str(caught.value)
+        finally:
+            await vast.aclose()
+
+    assert "enrolment secret" in asyncio.run(scenario())
+    assert [r for r in state.requests if r[0] == "PUT"] == []
+
+
+def test_offers_below_the_gpu_memory_floor_are_not_searched_for_nor_kept(
+    standin: tuple[str, StandinState],
+) -> None:
+    base_url, state = standin
+    state.offers[1]["gpu_ram"] = 24576  # Lisbon: 24 GB
+
+    async def scenario() -> list[str]:
+        vast = provider(base_url)
+        try:
+            return [o.offer_id for o in await vast.offers(dataclasses.replace(EU_QUERY, min_gpu_ram_gb=40))]
+        finally:
+            await vast.aclose()
+
+    assert asyncio.run(scenario()) == ["101"]
+    assert state.requests[-1][2]["gpu_ram"] == {"gte": 40 * 1024}

@@ -1,16 +1,27 @@
 """A TEST DOUBLE for Vast.ai's REST API: a small Starlette app speaking the endpoints VastAIProvider
 uses, served by a real uvicorn server in a thread. It holds offers and instances in memory and
 implements the search filter operators, so the production client is exercised over real HTTP.
+
+With `boot_dir` set it also "boots" each rented instance as Vast.ai would: it runs the instance's `onstart`
+with `bash -c`, in the environment the create request gave it (with this interpreter first on PATH, standing
+in for the image's `python`), and destroying the instance terminates that process. With `ignore_geolocation`
+it answers searches as if it had no location filter, to exercise the provider's own residency check.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -30,12 +41,44 @@ class StandinState:
     instances: dict[int, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     next_contract: int = 7000
+    boot_dir: Path | None = None
+    ignore_geolocation: bool = False
+    processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def reset(self, offers: list[dict[str, Any]]) -> None:
         self.offers = [dict(offer) for offer in offers]
         self.instances.clear()
         self.requests.clear()
         self.next_contract = 7000
+
+    def boot(self, instance_id: int, onstart: str, env: dict[str, str]) -> None:
+        assert self.boot_dir is not None
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        log = self.boot_dir / f"instance-{instance_id}.log"
+        with log.open("ab") as out:
+            self.processes[instance_id] = subprocess.Popen(
+                ["bash", "-c", onstart],
+                env={**os.environ, **env, "PATH": path},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def halt(self, instance_id: int, timeout_s: float = 10.0) -> None:
+        """What destroying a machine does to its processes: SIGTERM, then SIGKILL."""
+        process = self.processes.pop(instance_id, None)
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout_s)
+
+    def halt_all(self) -> None:
+        for instance_id in list(self.processes):
+            self.halt(instance_id)
 
 
 def offer(
@@ -96,6 +139,8 @@ def create_app(state: StandinState) -> Starlette:
         body = await request.json()
         state.requests.append(("POST", "/bundles/", body))
         filters = {k: v for k, v in body.items() if isinstance(v, dict)}
+        if state.ignore_geolocation:
+            filters.pop("geolocation", None)
         rows = [row for row in state.offers if all(_matches(row, k, v) for k, v in filters.items())]
         for field_name, direction in reversed(body.get("order", [])):
             rows.sort(key=lambda row: row.get(field_name, 0), reverse=direction == "desc")
@@ -126,6 +171,9 @@ def create_app(state: StandinState) -> Starlette:
             "image_uuid": body.get("image"),
             "extra_env": [[k, v] for k, v in (body.get("env") or {}).items()],
         }
+        if state.boot_dir is not None and body.get("onstart"):
+            state.boot(state.next_contract, body["onstart"], dict(body.get("env") or {}))
+            state.instances[state.next_contract]["actual_status"] = "running"
         return JSONResponse({"success": True, "new_contract": state.next_contract})
 
     async def show(request: Request) -> JSONResponse:
@@ -143,6 +191,7 @@ def create_app(state: StandinState) -> Starlette:
             return JSONResponse(
                 {"success": False, "error": "not_found", "msg": "Instance not found"}, status_code=404
             )
+        await asyncio.to_thread(state.halt, instance_id)
         return JSONResponse({"success": True, "msg": "Instance destroyed successfully"})
 
     return Starlette(

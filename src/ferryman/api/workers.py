@@ -11,6 +11,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ferryman.container import Container
 from ferryman.dispatch import QueueNode, WorkerConn, WorkerRefused, protocol
 from ferryman.errors import Unauthenticated
+from ferryman.identity import WorkerPrincipal
 from ferryman.types import Region
 
 log = structlog.get_logger(__name__)
@@ -53,11 +54,24 @@ async def worker_endpoint(websocket: WebSocket) -> None:
             f"this worker token is bound to region {principal.region.value}, not {register.region}",
         )
         return
+    if (refusal := _binding_refusal(principal, register)) is not None:
+        await _refuse(websocket, "forbidden", refusal)
+        return
     node = container.nodes.get(Region(register.region))
     if node is None:
         await _refuse(websocket, "forbidden", f"region {register.region} is not served by this API")
         return
     await _serve(websocket, node, register, credential=principal.token_id)
+
+
+def _binding_refusal(principal: WorkerPrincipal, register: protocol.Register) -> str | None:
+    """Why an enrolled machine's token may not register this (its token names one worker id and its models)."""
+    if principal.worker_id is not None and register.worker_id != principal.worker_id:
+        return f"this worker token is bound to worker id {principal.worker_id}, not {register.worker_id}"
+    offered = {offer.name for offer in register.models}
+    if principal.models is not None and (extra := sorted(offered - principal.models)):
+        return f"this worker token may not offer {extra}; it was enrolled for {sorted(principal.models)}"
+    return None
 
 
 async def _serve(

@@ -20,12 +20,21 @@ from .estimators import (
     ServiceTimeEstimator,
     ServiceTimeFit,
 )
+from .fleet_events import Enroller, Enrolment, FleetEvent, FleetJournal, InstanceView
 from .fleet_plan import plan_fleet
 from .metrics import AutoscalerGauges, AutoscalerMetrics
 from .models import Decision, FleetSignals, ScalingPolicy, WorkerState, WorkerView
 from .observer import DEFAULT_SERVICE_PRIOR, ModelTraffic, SignalWindows, TrafficObserver
 from .policy import FerrymanPolicy, PolicyConfig, Sizing, forecast_load, size_slots
-from .region_fleet import DecisionRecord, FleetStatus, FleetTargets, ManagedModel, RegionFleet
+from .region_fleet import (
+    NO_ELIGIBLE_OFFER,
+    SPEND_CAP_REACHED,
+    DecisionRecord,
+    FleetStatus,
+    FleetTargets,
+    ManagedModel,
+    RegionFleet,
+)
 from .registry import POLICY_NAMES, build_policy
 from .report import Comparison, SimulationResult, Timeline, WaitSummary, compare_to_best_baseline
 from .service_model import DEFAULT_SERVICE_MODEL, SERVICE_MODELS, BootTime, ServiceModel, get_service_model
@@ -35,6 +44,8 @@ from .traces import Trace, TraceError, load_trace, trace_from_arrays
 __all__ = [
     "DEFAULT_SERVICE_MODEL",
     "DEFAULT_SERVICE_PRIOR",
+    "NO_ELIGIBLE_OFFER",
+    "SPEND_CAP_REACHED",
     "POLICY_NAMES",
     "SERVICE_MODELS",
     "ArrivalEstimator",
@@ -46,6 +57,11 @@ __all__ = [
     "BootTime",
     "Comparison",
     "Decision",
+    "Enroller",
+    "Enrolment",
+    "FleetEvent",
+    "FleetJournal",
+    "InstanceView",
     "DecisionRecord",
     "FerrymanPolicy",
     "FixedFleet",

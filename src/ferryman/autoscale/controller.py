@@ -19,10 +19,11 @@ from ferryman import dispatch
 from ferryman.clock import Clock
 from ferryman.types import Region
 
+from .fleet_events import Enroller, FleetEvent, FleetJournal
 from .metrics import AutoscalerGauges, AutoscalerMetrics
 from .observer import SignalWindows
 from .policy import FerrymanPolicy, PolicyConfig
-from .providers import Provider
+from .providers import OfferQuery, Provider
 from .region_fleet import DecisionRecord, FleetStatus, FleetTargets, ManagedModel, RegionFleet
 
 log = structlog.get_logger(__name__)
@@ -75,11 +76,22 @@ class Autoscaler:
     def status(self) -> list[FleetStatus]:
         return [
             FleetStatus(
-                region, model, fleet.provider.name, fleet.lag_s, fleet.spend_usd_per_hour, tuple(history)
+                region,
+                model,
+                fleet.provider_of(model).name,
+                fleet.lag_s,
+                fleet.spend_of(model),
+                tuple(history),
+                fleet.instances(model),
+                fleet.spent_now(model),
             )
             for region, fleet in sorted(self.fleets.items())
             for model, history in sorted(fleet.history.items())
         ]
+
+    def events(self) -> list[FleetEvent]:
+        """Recent rents and destroys of every region, oldest first (the audit log keeps all of them)."""
+        return sorted((e for fleet in self.fleets.values() for e in fleet.events), key=lambda e: e.at)
 
     async def _run(self, region: Region) -> None:
         while True:
@@ -132,12 +144,18 @@ class AutoscalerConfig:
 
 @dataclass(frozen=True, slots=True)
 class RegionLink:
-    """How a region's new workers are made and reach its node: provider, launch URL and worker token."""
+    """How a region's new workers are made and reach its node: provider (per model, if they differ), the offer
+    filter per model, launch URL, and the credential a worker joins with: the worker token (machines we run) or
+    an enroller's one-time secrets (machines we rent)."""
 
     node: dispatch.QueueNode
     provider: Provider
     launch_url: str
     worker_token: str = field(repr=False)
+    model_providers: Mapping[str, Provider] = field(default_factory=dict)
+    queries: Mapping[str, OfferQuery] = field(default_factory=dict)
+    enroller: Enroller | None = None
+    journal: FleetJournal | None = None
 
 
 def build_autoscaler(
@@ -161,6 +179,10 @@ def build_autoscaler(
             windows=config.windows,
             clock=clock,
             spend_cap_usd_per_hour=config.policy.spend_cap_usd_per_hour,
+            model_providers=link.model_providers,
+            queries=link.queries,
+            enroller=link.enroller,
+            journal=link.journal,
         )
         for region, link in regions.items()
     }

@@ -4,14 +4,21 @@ Workers are drained on the node's side (`QueueNode.set_worker_draining`: no new 
 `drain`) and destroyed only once idle, so no job is ever killed by a scale-down. The protocol needs no new
 message for that: destroying sends the worker process SIGTERM (or stops its machine) after its last job.
 Workers this fleet did not provision count as capacity but are never drained or destroyed.
+
+A machine that does not register within the boot timeout, whose worker vanishes, or whose worker the node
+quarantines for failing jobs is destroyed, and a provider that keeps a host quarantine (Vast.ai) is told, so the
+host is not rented again. Every rent and destroy goes to the journal (the audit log) with its hourly price and,
+for a destroy, its cost. A region where the provider has no eligible offer tells its node, which reports
+`no_eligible_offer` as the wait reason of the model's jobs: nothing is rented elsewhere.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import secrets
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -21,12 +28,16 @@ from ferryman.clock import Clock
 from ferryman.types import Priority, Region
 
 from .estimators import ServiceTimeFit
+from .fleet_events import DESTROYED, RENTED, Enroller, Enrolment, FleetEvent, FleetJournal, InstanceView
 from .models import Decision, FleetSignals, ScalingPolicy, WorkerState, WorkerView
 from .observer import DEFAULT_SERVICE_PRIOR, ModelTraffic, SignalWindows, TrafficObserver
-from .providers import Offer, OfferQuery, Provider, ProviderError, WorkerLaunch
+from .providers import HostQuarantining, Offer, OfferQuery, Provider, ProviderError, WorkerLaunch
 
 log = structlog.get_logger(__name__)
 _LAG_SMOOTHING = 0.2
+NO_ELIGIBLE_OFFER = "no_eligible_offer"
+SPEND_CAP_REACHED = "spend_cap_reached"
+EVENTS_KEPT = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +80,8 @@ class FleetStatus:
     provisioning_lag_s: float
     spend_usd_per_hour: float
     decisions: tuple[DecisionRecord, ...]
+    instances: tuple[InstanceView, ...] = ()
+    spent_usd: float = 0.0
 
 
 @dataclass(slots=True)
@@ -78,8 +91,13 @@ class _Instance:
     model: str
     price_usd_per_hour: float
     provisioned_mono: float
+    host_id: str = ""
+    provider: str = ""
+    rented_at: float = 0.0
+    enrolment_id: str | None = None
     attached: bool = False
     draining: bool = False
+    drain_reason: str = "drained"
     idle_since_mono: float | None = None
 
 
@@ -110,15 +128,30 @@ class RegionFleet:
         clock: Clock,
         spend_cap_usd_per_hour: float | None = None,
         prior: ServiceTimeFit = DEFAULT_SERVICE_PRIOR,
+        model_providers: Mapping[str, Provider] | None = None,
+        queries: Mapping[str, OfferQuery] | None = None,
+        enroller: Enroller | None = None,
+        journal: FleetJournal | None = None,
     ) -> None:
+        """`provider` serves every model not in `model_providers`; `queries` is the offer filter per model
+        (default: `targets.gpu_name` in this region). With an `enroller`, each launch carries a one-time
+        enrolment secret for its machine; `journal` receives every rent and destroy."""
         self.region, self.node, self.provider = region, node, provider
         self._url, self._token = launch_url, worker_token
         self.models = {m.name: m for m in models}
+        self._providers = {m: (model_providers or {}).get(m, provider) for m in self.models}
+        self._queries = {
+            m: (queries or {}).get(m) or OfferQuery(gpu_name=targets.gpu_name, region=region)
+            for m in self.models
+        }
+        self._enroller, self._journal = enroller, journal
+        self.events: deque[FleetEvent] = deque(maxlen=EVENTS_KEPT)
+        self._spent: dict[str, float] = {}  # per model: machines destroyed so far (held ones: spent_now())
         self._policies, self._targets, self._clock = policies, targets, clock
         self._spend_cap = spend_cap_usd_per_hour
         self.observer = TrafficObserver(self.models, windows=windows, now_mono=clock.monotonic(), prior=prior)
         self.lag_s = targets.initial_lag_s
-        self.price_usd_per_hour: float | None = None
+        self.prices: dict[str, float] = {}
         self.history: dict[str, deque[DecisionRecord]] = {
             m: deque(maxlen=targets.history) for m in self.models
         }
@@ -129,6 +162,40 @@ class RegionFleet:
     @property
     def spend_usd_per_hour(self) -> float:
         return sum(i.price_usd_per_hour for i in self._instances.values())
+
+    def provider_of(self, model: str) -> Provider:
+        return self._providers[model]
+
+    def spend_of(self, model: str) -> float:
+        return sum(i.price_usd_per_hour for i in self._instances.values() if i.model == model)
+
+    def spent_now(self, model: str | None = None) -> float:
+        """Dollars spent on this region's machines (of `model`, if given) since the process started: destroyed
+        ones at their hourly price for the time held, plus what the held ones have accrued so far."""
+        now = self._clock.monotonic()
+        done = sum(cost for m, cost in self._spent.items() if model in (None, m))
+        held = sum(
+            i.price_usd_per_hour * (now - i.provisioned_mono) / 3600
+            for i in self._instances.values()
+            if model in (None, i.model)
+        )
+        return done + held
+
+    def instances(self, model: str | None = None) -> tuple[InstanceView, ...]:
+        return tuple(
+            InstanceView(
+                i.worker_id,
+                i.instance_id,
+                i.model,
+                i.provider,
+                i.host_id,
+                i.price_usd_per_hour,
+                i.rented_at,
+                "draining" if i.draining else "serving" if i.attached else "starting",
+            )
+            for i in self._instances.values()
+            if model in (None, i.model)
+        )
 
     def traffic(self, model: str) -> ModelTraffic:
         return self.observer.models[model]
@@ -180,7 +247,7 @@ class RegionFleet:
             wait_target_s=self._targets.wait_target_s[priority],
             deadline_s=self._targets.deadline_s[priority],
             slots_per_worker=self.models[model].slots,
-            price_usd_per_worker_hour=await self._price(),
+            price_usd_per_worker_hour=await self._price(model),
         )
 
     def _worker_views(self, model: str, snapshot: dispatch.FleetSnapshot) -> tuple[WorkerView, ...]:
@@ -203,11 +270,11 @@ class RegionFleet:
                 )
         return tuple(views)
 
-    async def _price(self) -> float:
-        if self.price_usd_per_hour is None:
-            offer = await self._cheapest_offer([])
-            self.price_usd_per_hour = offer.price_usd_per_hour if offer else 0.0
-        return self.price_usd_per_hour
+    async def _price(self, model: str) -> float:
+        if model not in self.prices:
+            offer = await self._cheapest_offer(model, [])
+            return offer.price_usd_per_hour if offer else 0.0
+        return self.prices[model]
 
     # -- keeping track of what runs
 
@@ -219,19 +286,27 @@ class RegionFleet:
             worker = seen.get(instance.worker_id)
             if worker is None:
                 if instance.attached:
+                    self._report_crash(instance)
                     await self._destroy(instance, "worker_lost", tick.actions)
                 elif snapshot.at_mono - instance.provisioned_mono > self._targets.boot_timeout_s:
+                    self._quarantine(instance, "its worker did not register within the boot timeout")
                     await self._destroy(instance, "boot_timed_out", tick.actions)
                 continue
             if not instance.attached:
                 instance.attached = True
                 self._measure_lag(worker.connected_mono - instance.provisioned_mono)
+            if worker.quarantined and not instance.draining:
+                # the node quarantined it for failing jobs that then succeeded elsewhere: replace the machine
+                self._quarantine(instance, "its worker kept failing jobs")
+                self.node.set_worker_draining(instance.worker_id, True)
+                instance.draining, instance.drain_reason = True, "worker_failing"
+                tick.actions.append(f"draining {instance.worker_id}: worker failing")
             if worker.busy_slots:
                 instance.idle_since_mono = None
             elif instance.idle_since_mono is None:
                 instance.idle_since_mono = snapshot.at_mono
             if instance.draining and not worker.busy_slots:
-                await self._destroy(instance, "drained", tick.actions)
+                await self._destroy(instance, instance.drain_reason, tick.actions)
 
     def _measure_lag(self, lag_s: float) -> None:
         if not self._lag_measured:
@@ -268,8 +343,9 @@ class RegionFleet:
 
     async def _provision(self, signals: FleetSignals, count: int, actions: list[str]) -> None:
         model = self.models[signals.model]
+        provider = self._providers[model.name]
         for _ in range(count):
-            offer = await self._cheapest_offer(actions)
+            offer = await self._cheapest_offer(model.name, actions)
             if offer is None:
                 return
             if (
@@ -277,8 +353,12 @@ class RegionFleet:
                 and self.spend_usd_per_hour + offer.price_usd_per_hour > self._spend_cap
             ):
                 actions.append(f"spend cap {self._spend_cap:.2f} $/h reached")
+                self._hint(model.name, SPEND_CAP_REACHED)
                 return
             worker_id = f"as-{self.region.value}-{next(self._numbers)}-{secrets.token_hex(3)}"
+            enrolment = await self._enrol(worker_id, model.name, actions)
+            if self._enroller is not None and enrolment is None:
+                return
             launch = WorkerLaunch(
                 url=self._url,
                 token=self._token,
@@ -287,19 +367,29 @@ class RegionFleet:
                 models=(model.name,),
                 slots=model.slots,
                 worker_id=worker_id,
+                enrolment_secret=enrolment.secret if enrolment else "",
             )
             try:
-                instance = await self.provider.provision(offer, launch)
+                instance = await provider.provision(offer, launch)
             except ProviderError as exc:
                 self._provider_failed("provision", exc, actions)
+                await self._retire(enrolment)
                 return
-            self._instances[worker_id] = _Instance(
+            held = _Instance(
                 worker_id,
                 instance.instance_id,
                 model.name,
                 instance.price_usd_per_hour,
                 self._clock.monotonic(),
+                host_id=instance.host_id,
+                provider=provider.name,
+                rented_at=self._clock.now(),
+                enrolment_id=enrolment.id if enrolment else None,
             )
+            self._instances[worker_id] = held
+            self.node.set_wait_hint(model.name, None)
+            if self._enroller is not None and enrolment is not None:
+                await self._quietly("enrolment bind", self._enroller.bind(enrolment.id, instance.instance_id))
             actions.append(f"provisioned {worker_id} ({instance.instance_id})")
             log.info(
                 "autoscaler.provisioned",
@@ -307,31 +397,82 @@ class RegionFleet:
                 model=model.name,
                 worker_id=worker_id,
                 instance_id=instance.instance_id,
-                provider=self.provider.name,
+                provider=provider.name,
+                host_id=instance.host_id,
+                price_usd_per_hour=instance.price_usd_per_hour,
             )
+            await self._record(held, RENTED)
 
-    async def _cheapest_offer(self, actions: list[str]) -> Offer | None:
+    async def _enrol(self, worker_id: str, model: str, actions: list[str]) -> Enrolment | None:
+        if self._enroller is None:
+            return None
         try:
-            offers = await self.provider.offers(
-                OfferQuery(gpu_name=self._targets.gpu_name, region=self.region)
-            )
+            return await self._enroller.issue(region=self.region, worker_id=worker_id, models=(model,))
+        except (
+            Exception
+        ) as exc:  # the store refused: rent nothing this tick rather than a machine that can't join
+            actions.append(f"enrolment failed: {type(exc).__name__}")
+            log.warning("autoscaler.enrolment_failed", region=self.region, error=type(exc).__name__)
+            return None
+
+    async def _retire(self, enrolment: Enrolment | None) -> None:
+        if self._enroller is not None and enrolment is not None:
+            await self._quietly("enrolment retire", self._enroller.retire(enrolment.id))
+
+    async def _cheapest_offer(self, model: str, actions: list[str]) -> Offer | None:
+        provider = self._providers[model]
+        try:
+            offers = await provider.offers(self._queries[model])
         except ProviderError as exc:
             self._provider_failed("offers", exc, actions)
             return None
         if not offers:
-            actions.append(f"no offers from {self.provider.name}")
+            actions.append(f"no eligible offer from {provider.name} in {self.region.value}")
+            self._hint(model, NO_ELIGIBLE_OFFER)
             return None
         cheapest = min(offers, key=lambda o: o.price_usd_per_hour)
-        self.price_usd_per_hour = cheapest.price_usd_per_hour
+        self.prices[model] = cheapest.price_usd_per_hour
         return cheapest
 
+    def _hint(self, model: str, reason: str) -> None:
+        """Tell the node why the model's jobs wait, unless a machine for it is already coming."""
+        if not any(i.model == model for i in self._instances.values()):
+            self.node.set_wait_hint(model, reason)
+
+    def _quarantine(self, instance: _Instance, reason: str) -> None:
+        provider = self._providers[instance.model]
+        if isinstance(provider, HostQuarantining):
+            try:
+                provider.report_unhealthy(instance.instance_id, reason)
+            except ProviderError as exc:
+                log.warning("autoscaler.quarantine_failed", region=self.region, error=str(exc))
+                return
+            log.warning(
+                "autoscaler.host_quarantined",
+                region=self.region,
+                provider=provider.name,
+                host_id=instance.host_id,
+                instance_id=instance.instance_id,
+                reason=reason,
+            )
+
+    def _report_crash(self, instance: _Instance) -> None:
+        provider = self._providers[instance.model]
+        if isinstance(provider, HostQuarantining):
+            with contextlib.suppress(ProviderError):
+                provider.report_crash(instance.instance_id)
+
     async def _destroy(self, instance: _Instance, why: str, actions: list[str]) -> None:
+        provider = self._providers[instance.model]
         try:
-            await self.provider.destroy(instance.instance_id)
+            await provider.destroy(instance.instance_id)
         except ProviderError as exc:
             self._provider_failed("destroy", exc, actions)
             return  # still ours: the next tick tries again
         self._instances.pop(instance.worker_id, None)
+        if instance.enrolment_id is not None and self._enroller is not None:
+            # its secret can no longer be spent and the token it gave is revoked
+            await self._quietly("enrolment retire", self._enroller.retire(instance.enrolment_id))
         actions.append(f"destroyed {instance.worker_id} ({why})")
         log.info(
             "autoscaler.destroyed",
@@ -341,13 +482,45 @@ class RegionFleet:
             instance_id=instance.instance_id,
             reason=why,
         )
+        await self._record(instance, DESTROYED, why)
+
+    async def _record(self, instance: _Instance, kind: str, reason: str = "") -> None:
+        held_s = self._clock.monotonic() - instance.provisioned_mono if kind == DESTROYED else 0.0
+        cost = instance.price_usd_per_hour * held_s / 3600
+        event = FleetEvent(
+            kind=kind,
+            at=self._clock.now(),
+            region=self.region,
+            model=instance.model,
+            provider=instance.provider,
+            instance_id=instance.instance_id,
+            worker_id=instance.worker_id,
+            host_id=instance.host_id,
+            price_usd_per_hour=instance.price_usd_per_hour,
+            reason=reason,
+            held_seconds=held_s,
+            cost_usd=cost,
+        )
+        if kind == DESTROYED:
+            self._spent[instance.model] = self._spent.get(instance.model, 0.0) + cost
+        self.events.append(event)
+        if self._journal is not None:
+            await self._quietly("journal", self._journal(event))
+
+    async def _quietly(self, what: str, call: Awaitable[None]) -> None:
+        """A bookkeeping write that failed (a store outage) must not stop the fleet: log it, go on."""
+        try:
+            await call
+        except Exception as exc:
+            log.error(
+                "autoscaler.bookkeeping_failed", region=self.region, what=what, error=type(exc).__name__
+            )
 
     def _provider_failed(self, operation: str, exc: ProviderError, actions: list[str]) -> None:
         actions.append(f"{operation} failed: {exc}")
         log.warning(
             "autoscaler.provider_failed",
             region=self.region,
-            provider=self.provider.name,
             operation=operation,
             error=str(exc),
             retryable=exc.retryable,

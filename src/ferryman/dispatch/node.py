@@ -119,6 +119,7 @@ class QueueNode:
         self._catalog: dict[str, frozenset[Task]] = {}
         # models whose local workers are starting (declared by `ferryman up` before they connect)
         self._expected: dict[str, frozenset[Task]] = {}
+        self._wait_hints: dict[str, str] = {}  # model -> why no worker is coming (set by the autoscaler)
         self._service_seconds: dict[str, float] = {}
         self._leases = TimerHeap()
         self._deadlines = TimerHeap()
@@ -206,6 +207,14 @@ class QueueNode:
         """The starting worker gave up: jobs for `model` wait as `no_worker_for_model` again."""
         self._expected.pop(model, None)
 
+    def set_wait_hint(self, model: str, reason: str | None) -> None:
+        """Why jobs for `model` wait while no worker serves it, as the autoscaler knows it (e.g.
+        `no_eligible_offer`: no machine may be rented for this region); None clears it."""
+        if reason is None:
+            self._wait_hints.pop(model, None)
+        else:
+            self._wait_hints[model] = reason
+
     def _starting(self, model: str) -> bool:
         return model in self._expected or any(model in w.loading for w in self._workers.values())
 
@@ -286,7 +295,8 @@ class QueueNode:
         position = self._queues[model].position(live)
         serving = [w for w in self._workers.values() if model in w.models]
         if not serving:
-            reason = "worker_starting" if self._starting(model) else "no_worker_for_model"
+            hint = self._wait_hints.get(model)
+            reason = hint or ("worker_starting" if self._starting(model) else "no_worker_for_model")
             return QueueInfo(position, reason, None)
         if any(w.quarantined for w in serving) and not any(w.in_service for w in serving):
             return QueueInfo(position, "workers_quarantined", None)
@@ -347,7 +357,12 @@ class QueueNode:
         best = queues.best() if queues is not None else None
         workers = tuple(
             WorkerSnapshot(
-                w.id, w.slots, len(w.running), not (w.draining or w.paused or w.quarantined), w.connected_mono
+                w.id,
+                w.slots,
+                len(w.running),
+                not (w.draining or w.paused or w.quarantined),
+                w.connected_mono,
+                w.quarantined,
             )
             for w in self._workers.values()
             if model in w.models

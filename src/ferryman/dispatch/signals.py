@@ -35,6 +35,7 @@ class WorkerSnapshot:
     busy_slots: int
     in_service: bool
     connected_mono: float
+    quarantined: bool = False  # failed jobs that then succeeded elsewhere, repeatedly (docs/jobs.md)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@ API and short-lived tokens, the audit log, and the bootstrap of a fresh installa
 
 from ferryman.identity.accounts import Accounts, build_accounts
 from ferryman.identity.audit import AuditLog
+from ferryman.identity.enrolments import Enrolled, EnrolmentService, IssuedEnrolment
 from ferryman.identity.invitations import InvitationService
 from ferryman.identity.mail import Mailer, SmtpMailer
 from ferryman.identity.models import (
@@ -54,6 +55,9 @@ __all__ = [
     "AuditLog",
     "AuthState",
     "Bootstrap",
+    "Enrolled",
+    "EnrolmentService",
+    "IssuedEnrolment",
     "BrowserSession",
     "IdentityRepository",
     "IdentityService",

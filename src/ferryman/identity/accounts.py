@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ferryman.clock import Clock
 from ferryman.identity.audit import AuditLog
+from ferryman.identity.enrolments import EnrolmentService
 from ferryman.identity.invitations import InvitationService
 from ferryman.identity.mail import Mailer
 from ferryman.identity.orgs import OrgService
@@ -28,6 +29,7 @@ class Accounts:
     invitations: InvitationService
     signin: SignInService
     audit: AuditLog
+    enrolments: EnrolmentService
 
 
 def build_accounts(
@@ -65,4 +67,5 @@ def build_accounts(
             repo=repo, invitations=invitations, audit=audit, clock=clock, invite_required=invite_required
         ),
         audit=audit,
+        enrolments=EnrolmentService(engine=engine, writer=writer, clock=clock, audit=audit),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import Connection, and_, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -52,6 +53,17 @@ class AuditLog:
         await self._writer.write(write)
         return event
 
+    async def find_system(self, *, action_prefix: str, limit: int) -> list[AuditEvent]:
+        """Newest first: events of no org (the platform's own, e.g. the autoscaler's rents) whose action starts
+        with `action_prefix`."""
+        a = tables.audit_events
+        where = and_(a.c.org_id.is_(None), a.c.action.startswith(action_prefix, autoescape=True))
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(select(a).where(where).order_by(a.c.id.desc()).limit(min(limit, MAX_PAGE)))
+            ).all()
+        return [_event(r) for r in rows]
+
     async def find_page(self, org_id: OrgId, *, before: str | None, limit: int) -> list[AuditEvent]:
         """Newest first; `before` is the id of the last event of the previous page."""
         a = tables.audit_events
@@ -60,16 +72,17 @@ class AuditLog:
             rows = (
                 await conn.execute(select(a).where(where).order_by(a.c.id.desc()).limit(min(limit, MAX_PAGE)))
             ).all()
-        return [
-            AuditEvent(
-                r.id,
-                OrgId(r.org_id),
-                UserId(r.actor_user_id) if r.actor_user_id else None,
-                AuditAction(r.action),
-                r.target,
-                json.loads(r.details),
-                r.ip,
-                r.created_at,
-            )
-            for r in rows
-        ]
+        return [_event(r) for r in rows]
+
+
+def _event(r: Any) -> AuditEvent:
+    return AuditEvent(
+        r.id,
+        OrgId(r.org_id) if r.org_id else None,
+        UserId(r.actor_user_id) if r.actor_user_id else None,
+        AuditAction(r.action),
+        r.target,
+        json.loads(r.details),
+        r.ip,
+        r.created_at,
+    )

@@ -82,6 +82,10 @@ class AuditAction(StrEnum):
     MEMBER_JOINED = "member.joined"
     INVITATION_CREATED = "invitation.created"
     INVITATION_REVOKED = "invitation.revoked"
+    # the autoscaler's machines: org-less events by the system (actor None), see docs/autoscaler.md
+    INSTANCE_RENTED = "fleet.instance_rented"
+    INSTANCE_DESTROYED = "fleet.instance_destroyed"
+    WORKER_ENROLLED = "fleet.worker_enrolled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +107,12 @@ class Principal:
 
 @dataclass(frozen=True, slots=True)
 class WorkerPrincipal:
+    """A worker token's holder. A token got by enrolment is bound to one worker id and its models (None: any)."""
+
     token_id: TokenId
     region: Region
+    worker_id: str | None = None
+    models: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -293,6 +293,10 @@ class IdentityRepository:
             created_at=at,
         )
 
+    async def revoke_worker_token(self, token_id: str, *, at: float) -> None:
+        w = tables.worker_tokens
+        await self._update(w, and_(w.c.id == token_id, w.c.revoked_at.is_(None)), revoked_at=at)
+
     async def find_principal(self, token_hash: str, now: float) -> Principal | None:
         """The principal of a live token whose creator is still an enabled member; scopes cut to the role."""
         t, o, m = tables.api_tokens, tables.orgs, tables.members
@@ -335,9 +339,14 @@ class IdentityRepository:
     async def find_worker_principal(self, token_hash: str) -> WorkerPrincipal | None:
         w = tables.worker_tokens
         row = await self._first(
-            select(w.c.id, w.c.region).where(and_(w.c.token_hash == token_hash, w.c.revoked_at.is_(None)))
+            select(w.c.id, w.c.region, w.c.worker_id, w.c.models).where(
+                and_(w.c.token_hash == token_hash, w.c.revoked_at.is_(None))
+            )
         )
-        return WorkerPrincipal(TokenId(row.id), Region(row.region)) if row else None
+        if row is None:
+            return None
+        models = frozenset(json.loads(row.models)) if row.models is not None else None
+        return WorkerPrincipal(TokenId(row.id), Region(row.region), row.worker_id, models)
 
     async def touch_token(self, token_id: TokenId, *, at: float, ip: str | None) -> None:
         t = tables.api_tokens

@@ -83,6 +83,25 @@ worker_tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
+    # set for a token an autoscaled instance got by enrolment: it may register only this worker id and models
+    Column("worker_id", String(80), nullable=True),
+    Column("models", Text, nullable=True),
+)
+
+# one-time secrets an autoscaled instance exchanges for its worker token (docs/autoscaler.md, "Enrolment")
+worker_enrolments = Table(
+    "worker_enrolments",
+    global_metadata,
+    Column("id", String(40), primary_key=True),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("region", String(8), nullable=False),
+    Column("worker_id", String(80), nullable=False),
+    Column("models", Text, nullable=False),
+    Column("instance_id", String(80), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("used_at", Float, nullable=True),
+    Column("token_id", String(40), nullable=True),
 )
 
 provider_identities = Table(

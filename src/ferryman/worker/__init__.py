@@ -12,6 +12,7 @@ from ferryman.worker.backends.base import (
     Progress,
     WorkItem,
 )
+from ferryman.worker.enrolment import enrol
 from ferryman.worker.loading import load_backend
 
 __all__ = [
@@ -28,5 +29,6 @@ __all__ = [
     "WorkItem",
     "WorkerAgent",
     "connect_url",
+    "enrol",
     "load_backend",
 ]

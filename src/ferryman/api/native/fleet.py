@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query
 from starlette.responses import JSONResponse
 
 from ferryman.api.deps import AppContainer, OrgAdmin
-from ferryman.autoscale import DecisionRecord, FleetStatus
+from ferryman.autoscale import DecisionRecord, FleetEvent, FleetStatus
 from ferryman.errors import Forbidden
 from ferryman.identity import Principal
 
@@ -40,13 +40,46 @@ async def get_fleet(
 ) -> JSONResponse:
     autoscaler = container.autoscaler
     fleets = autoscaler.status() if autoscaler is not None else []
+    events = autoscaler.events()[-decisions:] if autoscaler is not None and decisions else []
+    # the durable record of every rent and destroy (org-less audit events), newest first
+    audited = await container.accounts.audit.find_system(action_prefix="fleet.instance_", limit=100)
     return JSONResponse(
         {
             "object": "fleet",
             "autoscaling": autoscaler is not None,
             "data": [_fleet(f, decisions) for f in fleets],
+            "spent_usd_by_region": _spent_by_region(fleets),
+            "events": [_event(e) for e in reversed(events)],
+            "audit": [
+                {"id": a.id, "action": a.action.value, "target": a.target, "at": a.created_at, **a.details}
+                for a in audited
+            ],
         }
     )
+
+
+def _spent_by_region(fleets: list[FleetStatus]) -> dict[str, float]:
+    spent: dict[str, float] = {}
+    for status in fleets:
+        spent[status.region.value] = spent.get(status.region.value, 0.0) + status.spent_usd
+    return spent
+
+
+def _event(event: FleetEvent) -> dict[str, Any]:
+    return {
+        "kind": event.kind,
+        "at": event.at,
+        "region": event.region.value,
+        "model": event.model,
+        "provider": event.provider,
+        "instance_id": event.instance_id,
+        "worker_id": event.worker_id,
+        "host_id": event.host_id,
+        "price_usd_per_hour": event.price_usd_per_hour,
+        "reason": event.reason,
+        "held_seconds": event.held_seconds,
+        "cost_usd": event.cost_usd,
+    }
 
 
 def _fleet(status: FleetStatus, decisions: int) -> dict[str, Any]:
@@ -58,6 +91,19 @@ def _fleet(status: FleetStatus, decisions: int) -> dict[str, Any]:
         "provider": status.provider,
         "provisioning_lag_seconds": status.provisioning_lag_s,
         "spend_usd_per_hour": status.spend_usd_per_hour,
+        "spent_usd": status.spent_usd,
+        "instances": [
+            {
+                "worker_id": i.worker_id,
+                "instance_id": i.instance_id,
+                "provider": i.provider,
+                "host_id": i.host_id,
+                "price_usd_per_hour": i.price_usd_per_hour,
+                "rented_at": i.rented_at,
+                "state": i.state,
+            }
+            for i in status.instances
+        ],
         "workers": [
             {"id": w.worker_id, "state": w.state.value, "slots": w.slots, "busy_slots": w.busy_slots}
             for w in workers

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from .base import Instance, InstanceState, Offer, OfferQuery, Provider, ProviderError, WorkerLaunch
+from .base import (
+    HostQuarantining,
+    Instance,
+    InstanceState,
+    Offer,
+    OfferQuery,
+    Provider,
+    ProviderError,
+    WorkerLaunch,
+)
 from .local import DEFAULT_WORKER_COMMAND, LocalProvider
 from .quarantine import Quarantine
 from .vastai import DEFAULT_BASE_URL, EU_COUNTRIES, VastAIProvider
@@ -11,6 +20,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_WORKER_COMMAND",
     "EU_COUNTRIES",
+    "HostQuarantining",
     "Instance",
     "InstanceState",
     "LocalProvider",

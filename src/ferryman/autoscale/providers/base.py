@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ferryman.errors import FerrymanError
 from ferryman.types import Region
@@ -48,6 +48,7 @@ class OfferQuery:
     max_price_usd_per_hour: float | None = None
     min_reliability: float = 0.0
     limit: int = 20
+    min_gpu_ram_gb: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +64,18 @@ class Offer:
     host_id: str
     reliability: float
     location: str = ""
+    gpu_ram_gb: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerLaunch:
-    """How a new worker reaches its region's queue node. The token is kept out of repr and logs.
+    """How a new worker reaches its region's queue node. Secrets are kept out of repr and logs.
 
     `worker_id` is the id the worker registers under, so the autoscaler can tell when the machine it rented
     has joined (its provisioning lag) and which instance to destroy when it drains the worker.
+    `token` is a long-lived worker token, for a machine we control (a local process); `enrolment_secret` is the
+    one-time secret a rented machine trades for its own token (identity.EnrolmentService): a provider whose
+    machines others can read (a marketplace) passes only that one on.
     """
 
     url: str
@@ -80,6 +85,7 @@ class WorkerLaunch:
     models: tuple[str, ...]
     slots: int = 1
     worker_id: str = ""
+    enrolment_secret: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,4 +120,18 @@ class Provider(Protocol):
 
     async def destroy(self, instance_id: str) -> None:
         """Stop billing for the instance. Idempotent: an unknown or already destroyed id is fine."""
+        ...
+
+
+@runtime_checkable
+class HostQuarantining(Protocol):
+    """A provider that remembers bad hosts and never rents them again (Vast.ai). The fleet reports to it; a
+    provider of machines we own (local processes) has no such memory and needs none."""
+
+    def report_unhealthy(self, instance_id: str, reason: str) -> None:
+        """Quarantine the instance's host at once."""
+        ...
+
+    def report_crash(self, instance_id: str) -> None:
+        """Count a crash of the instance's worker; a provider quarantines the host after a few."""
         ...

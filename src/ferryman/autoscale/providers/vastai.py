@@ -9,7 +9,8 @@ vast.py `search__offers` and `create__instance`) and vast.ai/developers/api:
                                   answers {"offers": [...]} with id, machine_id, gpu_name, num_gpus,
                                   dph_total ($/h), reliability, geolocation ("City, CC")
 - PUT    /api/v0/asks/{id}/       rent offer `id`; body image, disk, label, onstart, env (a dict,
-                                  as the CLI sends it); answers {"success": true, "new_contract": N}
+                                  as the CLI sends it); answers {"success": true, "new_contract": N}.
+                                  env carries the one-time enrolment secret, never a worker token
 - GET    /api/v0/instances/       {"instances": [...]} with id, label, machine_id, actual_status,
                                   intended_status, dph_total
 - DELETE /api/v0/instances/{id}/  {"success": true}; 404 when it does not exist
@@ -40,10 +41,11 @@ EU_COUNTRIES = frozenset(
 REGION_COUNTRIES: Mapping[Region, frozenset[str]] = MappingProxyType(
     {Region.EU: EU_COUNTRIES, Region.US: frozenset({"US"})}
 )
-TOKEN_ENV = "FERRYMAN_WORKER_TOKEN"
-# The token travels in the instance's environment, not in the onstart text.
+ENROLMENT_ENV = "FERRYMAN_ENROLMENT_SECRET"
+# The one-time enrolment secret travels in the instance's environment, not in the onstart text; no worker token
+# is ever written into an instance (the worker trades the secret for one at start, docs/autoscaler.md).
 DEFAULT_ONSTART = (
-    'python -m ferryman worker --url {url} --token "$' + TOKEN_ENV + '" '
+    'python -m ferryman worker --url {url} --enrolment-secret "$' + ENROLMENT_ENV + '" '
     "--region {region} --backend {backend} --models {models} --slots {slots} --worker-id {worker_id}"
 )
 _STATES = {
@@ -118,6 +120,8 @@ class VastAIProvider:
                 f"offer {offer.offer_id} is in region {offer.region.value!r}, "
                 f"the worker serves {launch.region.value!r}"
             )
+        if not launch.enrolment_secret:
+            raise ProviderError("a rented machine joins with an enrolment secret; the launch carries none")
         label = f"{self.label_prefix}:{launch.region.value}:{launch.backend}"
         body = await self._call("PUT", f"/asks/{offer.offer_id}/", json=self._create_body(launch, label))
         contract = body.get("new_contract")
@@ -180,6 +184,8 @@ class VastAIProvider:
         }
         if query.max_price_usd_per_hour is not None:
             body["dph_total"] = {"lte": query.max_price_usd_per_hour}
+        if query.min_gpu_ram_gb is not None:
+            body["gpu_ram"] = {"gte": query.min_gpu_ram_gb * 1024}  # Vast.ai counts GPU memory in MB
         if len(self.quarantine):
             body["machine_id"] = {"nin": [_id_value(host) for host in sorted(self.quarantine.hosts)]}
         return body
@@ -199,7 +205,8 @@ class VastAIProvider:
             "disk": self.disk_gb,
             "label": label,
             "onstart": onstart,
-            "env": {TOKEN_ENV: launch.token, "FERRYMAN_REGION": launch.region.value},
+            # never launch.token: instance metadata is readable by the account and the host
+            "env": {ENROLMENT_ENV: launch.enrolment_secret, "FERRYMAN_REGION": launch.region.value},
         }
 
     # -- responses --------------------------------------------------------------------------------
@@ -208,8 +215,10 @@ class VastAIProvider:
         price_ok = (
             query.max_price_usd_per_hour is None or offer.price_usd_per_hour <= query.max_price_usd_per_hour
         )
+        ram_ok = query.min_gpu_ram_gb is None or offer.gpu_ram_gb >= query.min_gpu_ram_gb
         return (
             offer.region is query.region
+            and ram_ok
             and offer.host_id not in self.quarantine
             and offer.reliability >= query.min_reliability
             and price_ok
@@ -307,7 +316,15 @@ def _parse_offer(row: Mapping[str, Any], region_countries: Mapping[Region, froze
         host_id=str(row.get("machine_id")),
         reliability=float(row.get("reliability") or row.get("reliability2") or 0.0),
         location=str(row.get("geolocation") or ""),
+        gpu_ram_gb=_number(row.get("gpu_ram")) / 1024,
     )
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _id_value(host_id: str) -> int | str:
