@@ -24,7 +24,7 @@ from ferryman.autoscale import (
     RegionLink,
     build_autoscaler,
 )
-from ferryman.autoscale.providers import HostQuarantining, Offer, OfferQuery
+from ferryman.autoscale.providers import HostQuarantining, Instance, InstanceState, Offer, OfferQuery
 from ferryman.clock import FakeClock
 from ferryman.types import JobId, Priority, Region
 from tests.dispatch.harness import MODEL, QUIET_NODE, NodeHarness, open_harness
@@ -44,6 +44,10 @@ class RentingProvider(RecordingProvider):
     unhealthy: list[tuple[str, str]] = field(default_factory=list)
     crashes: list[str] = field(default_factory=list)
     sold_out: bool = False
+    leftovers: list[Instance] = field(default_factory=list)
+
+    async def list(self) -> Sequence[Instance]:
+        return tuple(i for i in self.leftovers if i.instance_id not in self.destroyed)
 
     async def offers(self, query: OfferQuery) -> Sequence[Offer]:
         return () if self.sold_out else await super().offers(query)
@@ -227,3 +231,24 @@ async def test_the_fleet_status_shows_held_machines_with_their_hourly_price_and_
         "i-1", "renting", "host-1", 1.5, "starting",
     )  # fmt: skip
     assert status.spent_usd == pytest.approx(1.5) and status.spend_usd_per_hour == 1.5
+
+
+async def test_machines_a_crashed_process_left_running_are_destroyed_before_the_first_decision(
+    tmp_path: Path,
+) -> None:
+    async with open_rig(tmp_path, config(min_workers=0)) as rig:
+        rig.provider.leftovers = [
+            Instance("old-1", "renting", Region.US, InstanceState.RUNNING, "host-9", 2.0, "ferryman:us:echo"),
+            Instance(
+                "old-eu", "renting", Region.EU, InstanceState.RUNNING, "host-8", 2.0, "ferryman:eu:echo"
+            ),
+        ]
+        first = await rig.tick()
+        second = await rig.tick()
+    assert "destroyed old-1 (orphaned)" in first and not any("orphaned" in a for a in second)
+    assert rig.provider.destroyed == ["old-1"]  # another region's machines are that region's fleet's business
+    assert (rig.journal[0].kind, rig.journal[0].reason, rig.journal[0].host_id) == (
+        "destroyed",
+        "orphaned",
+        "host-9",
+    )

@@ -158,6 +158,7 @@ class RegionFleet:
         self._instances: dict[str, _Instance] = {}
         self._numbers = itertools.count(1)
         self._lag_measured = False
+        self._reaped = False
 
     @property
     def spend_usd_per_hour(self) -> float:
@@ -205,6 +206,8 @@ class RegionFleet:
         records = []
         for model in self.models:
             tick = _Tick(self.node.fleet_snapshot(model))
+            if not self._reaped:
+                self._reaped = await self._reap_orphans(tick.actions)
             await self._reconcile(model, tick)
             decision = self._policies[model].decide(await self._signals(model, tick.snapshot))
             await self._execute(decision, tick)
@@ -307,6 +310,38 @@ class RegionFleet:
                 instance.idle_since_mono = snapshot.at_mono
             if instance.draining and not worker.busy_slots:
                 await self._destroy(instance, instance.drain_reason, tick.actions)
+
+    async def _reap_orphans(self, actions: list[str]) -> bool:
+        """Destroy the machines of this region a provider still runs for us but this fleet does not hold: a
+        process that crashed (or was killed) left them billing. Once, before the first decision; True when done
+        (a provider that failed to list is asked again next tick)."""
+        for provider in {id(p): p for p in self._providers.values()}.values():
+            try:
+                running = await provider.list()
+            except ProviderError as exc:
+                self._provider_failed("list", exc, actions)
+                return False
+            ours = {i.instance_id for i in self._instances.values()}
+            for orphan in [i for i in running if i.region is self.region and i.instance_id not in ours]:
+                try:
+                    await provider.destroy(orphan.instance_id)
+                except ProviderError as exc:
+                    self._provider_failed("destroy", exc, actions)
+                    return False
+                actions.append(f"destroyed {orphan.instance_id} (orphaned)")
+                log.warning(
+                    "autoscaler.orphan_destroyed",
+                    region=self.region,
+                    provider=provider.name,
+                    instance_id=orphan.instance_id,
+                    host_id=orphan.host_id,
+                )
+                gone = _Instance(
+                    "", orphan.instance_id, "", orphan.price_usd_per_hour, self._clock.monotonic(),
+                    host_id=orphan.host_id, provider=provider.name,
+                )  # fmt: skip
+                await self._record(gone, DESTROYED, "orphaned")
+        return True
 
     def _measure_lag(self, lag_s: float) -> None:
         if not self._lag_measured:
