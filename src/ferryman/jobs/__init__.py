@@ -31,6 +31,8 @@ from ferryman.jobs.models import (
 )
 from ferryman.jobs.repository import JobRepository
 from ferryman.jobs.service import JobService, JobSettings, region_of
+from ferryman.jobs.usage import Units, UsageEvent, units_of
+from ferryman.jobs.usage_outbox import UsageOutbox
 from ferryman.jobs.webhook_outbox import WebhookOutbox
 from ferryman.jobs.webhooks import (
     WebhookSender,
@@ -68,6 +70,9 @@ __all__ = [
     "RegionServed",
     "TaskServed",
     "Timings",
+    "Units",
+    "UsageEvent",
+    "UsageOutbox",
     "WebhookAllowed",
     "WebhookOutbox",
     "WebhookSender",
@@ -78,6 +83,7 @@ __all__ = [
     "region_of",
     "sign",
     "standard_checks",
+    "units_of",
     "verify",
     "webhook_client",
 ]

@@ -16,7 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ferryman import protocol
+from ferryman.jobs import usage_outbox
 from ferryman.jobs.models import Job, JobFailure, JobPage, JobState, Timings
+from ferryman.jobs.usage_outbox import UsageOutbox
 from ferryman.privacy import PayloadCipher
 from ferryman.store import LocalBlobStore, StoreWriter, tables
 from ferryman.types import JobId, OrgId, Priority, Region, Task, new_id
@@ -148,6 +150,8 @@ class JobRepository:
         self._engine = engine
         self._writer = writer
         self._cipher = cipher
+        # the usage events `finish` writes with each outcome, for their consumers (billing)
+        self.usage = UsageOutbox(engine=engine, writer=writer)
 
     def _row_to_job(
         self, row: Row[Any], result: dict[str, Any] | None = None, error_detail: str | None = None
@@ -328,8 +332,9 @@ class JobRepository:
         return self._writer.submit(write)
 
     async def finish(self, job: Job, *, result: dict[str, Any] | None) -> bool:
-        """Durably record a terminal state with its sealed result; the caller acknowledges only after this.
-        False when the store holds no such job: its insert (queued before, so committed before) failed."""
+        """Durably record a terminal state with its sealed result and its usage event (one transaction); the
+        caller acknowledges only after this. False when the store holds no such job: its insert (queued before,
+        so committed before) failed."""
         sealed = detail = None
         if result is not None:
             sealed = await self._cipher.encrypt(job.org_id, _dumps(result).encode(), aad=f"{job.id}:result")
@@ -357,7 +362,10 @@ class JobRepository:
         )
 
         def write(conn: Connection) -> bool:
-            return bool(conn.execute(_FINISH_JOB, params).rowcount)
+            if not conn.execute(_FINISH_JOB, params).rowcount:
+                return False
+            usage_outbox.record(conn, job)  # in the same transaction: the outcome never commits without it
+            return True
 
         return await self._writer.write(write)
 

@@ -247,3 +247,36 @@ webhook_deliveries = Table(
     Column("created_at", Float, nullable=False),
     Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
 )
+
+# The usage outbox (docs/adr/0005-usage-outbox.md): one row per job outcome, inserted in the same transaction as
+# the job's terminal state, so a job never ends without its usage and never has it twice (`job_id`, `fence`).
+# `seq` is the order consumers read in; no payload, no output text. Amounts are whole units or seconds.
+usage_events = Table(
+    "usage_events",
+    region_metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(48), nullable=False, unique=True),
+    Column("org_id", String(40), nullable=False),
+    Column("job_id", String(48), nullable=False),
+    Column("fence", BigInteger, nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("task", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False, default=0),
+    Column("completion_tokens", BigInteger, nullable=False, default=0),
+    Column("images", BigInteger, nullable=False, default=0),
+    Column("audio_seconds", Float, nullable=False, default=0.0),
+    Column("video_seconds", Float, nullable=False, default=0.0),
+    Column("gpu_seconds", Float, nullable=False, default=0.0),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("job_id", "fence", name="uq_usage_events_job_fence"),
+)
+
+# how far each consumer of the usage outbox has acknowledged: every event with `seq` <= `acked_seq` is done
+usage_cursors = Table(
+    "usage_cursors",
+    region_metadata,
+    Column("consumer", String(64), primary_key=True),
+    Column("acked_seq", Integer, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
