@@ -467,6 +467,7 @@ class RegionFleet:
             return None
         cheapest = min(offers, key=lambda o: o.price_usd_per_hour)
         self.prices[model] = cheapest.price_usd_per_hour
+        self.node.set_wait_hint(model, None)  # there is an offer again: the jobs wait as usual
         return cheapest
 
     def _hint(self, model: str, reason: str) -> None:
