@@ -83,3 +83,37 @@ def test_an_unknown_profile_is_a_one_line_error(tool: ModuleType, monkeypatch: p
     monkeypatch.setattr(tool.platform, "machine", lambda: "x86_64")
     with pytest.raises(SystemExit, match="choose one of x86-64-v3, x86-64-v2"):
         tool.candidates("x86-64-v9")
+
+
+def test_a_build_that_dies_of_sigill_is_refused_and_the_next_profile_runs(
+    tool: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The smoke child really dies by SIGILL (as ggml's AMX matmul did) the first time; the tool survives it."""
+    monkeypatch.setattr(tool.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(tool, "cpu_flags", lambda: {"sse4_2", "avx", "avx2", "fma", "f16c", "bmi2"})
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))  # the marker goes in this test's environment
+    installed: list[str] = []
+    monkeypatch.setattr(tool, "wheel_for", lambda p: tmp_path / tool.key(p) / "llama_cpp_python.whl")
+    monkeypatch.setattr(tool, "install", lambda wheel: installed.append(wheel.parent.name))
+    first = tmp_path / "first-run"
+    monkeypatch.setattr(
+        tool,
+        "SMOKE",
+        "import os, pathlib, signal, sys\n"
+        f"flag = pathlib.Path({str(first)!r})\n"
+        "if not flag.exists():\n"
+        "    flag.write_text('x'); print('ggml_backend_amx_mul_mat', file=sys.stderr); sys.stderr.flush()\n"
+        "    os.kill(os.getpid(), signal.SIGILL)\n"
+        "print('tokens-per-second 42.0')\n",
+    )
+    monkeypatch.setattr(sys, "argv", ["local_model_wheel.py"])
+    tool.main()
+    out = capsys.readouterr()
+    assert "x86-64-v3 build does not run here (killed by SIGILL)" in out.err
+    assert "ggml_backend_amx_mul_mat" in out.err
+    assert "runs the model on this CPU with x86-64-v2: 42.0 tokens/s" in out.out
+    assert [name.split("-")[1:4] for name in installed] == [["x86", "64", "v3"], ["x86", "64", "v2"]]
+    # the next run on this CPU goes straight to what worked, without building or testing again
+    installed.clear()
+    tool.main()
+    assert installed == [] and "already installed and tested" in capsys.readouterr().out
