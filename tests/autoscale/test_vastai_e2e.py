@@ -138,7 +138,10 @@ def test_a_job_rents_an_eu_machine_whose_worker_enrols_serves_it_and_is_destroye
         assert float(destroyed["cost_usd"]) > 0 and fleet["spent_usd_by_region"]["eu"] > 0
         # the API key is a secret: not in the fleet view, not in the server's log
         assert API_KEY not in json.dumps(fleet)
-        assert API_KEY not in server.log.read_text()
+        server_log = server.log.read_text()
+        instance_logs = "".join(p.read_text() for p in tmp_path.glob("instance-*.log"))
+        assert API_KEY not in server_log and API_KEY not in instance_logs
+        assert "worker.enrolled" in server_log and secret not in server_log + instance_logs
 
         # second run: only machines outside the EU are offered, and the stand-in even ignores the location filter
         state.reset(NON_EU_OFFERS)
