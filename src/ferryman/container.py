@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import structlog
@@ -31,28 +31,6 @@ class Container:
     nodes: dict[Region, dispatch.QueueNode]
     identity: identity.IdentityService
     jobs: jobs.JobService
-
-
-def _notify_webhook(sender: jobs.WebhookSender, job: jobs.Job) -> None:
-    if job.webhook_url:
-        sender.send(
-            region=job.region.value,
-            org_id=job.org_id,
-            job_id=job.id,
-            url=job.webhook_url,
-            event=f"job.{job.state.value}",
-            data={"id": job.id, "status": job.state.value, "task": job.task.value, "model": job.model},
-        )
-
-
-def _each(*calls: Callable[[jobs.Job], None]) -> Callable[[jobs.Job], None]:
-    """One `on_finished` callable that hands the finished job to each of `calls` in order."""
-
-    def finished(job: jobs.Job) -> None:
-        for call in calls:
-            call(job)
-
-    return finished
 
 
 @contextlib.asynccontextmanager
@@ -138,7 +116,8 @@ async def open_container(settings: Settings, *, clock: Clock | None = None) -> A
                 clock=clock,
                 settings=node_settings,
                 metrics=metrics,
-                on_finished=_each(lambda job: _notify_webhook(webhooks, job), admission.job_finished),
+                # in order: holds are released before anything else hears of the end
+                completions=[admission, jobs.OnFinished(webhooks.notify)],
             )
             await node.start()
             stack.push_async_callback(node.stop)

@@ -150,11 +150,12 @@ async def open_harness(
     models: tuple[tuple[str, tuple[Task, ...]], ...] = ((MODEL, (Task.CHAT,)), (OTHER_MODEL, (Task.CHAT,))),
     first_checks: tuple[jobs.AdmissionCheck, ...] = (),
     extra_checks: tuple[jobs.AdmissionCheck, ...] = (),
+    observers: tuple[jobs.CompletionObserver, ...] = (),
 ) -> AsyncIterator[NodeHarness]:
     """A US queue node on a SQLite store in `data_dir` that knows `models` already (from earlier workers).
 
     The job service admits with `first_checks`, the standard checks, then `extra_checks`; like the container, the node
-    hands every finished job to the admission, so holds are released at each job's end."""
+    tells the admission of every finished job (a completion observer), so holds are released at each job's end."""
     clock = clock or FakeClock()
     engine = store.create_engine(f"sqlite+aiosqlite:///{data_dir / 'region.db'}")
     try:
@@ -188,10 +189,6 @@ async def open_harness(
                 ]
             )
 
-            def on_finished(job: jobs.Job) -> None:
-                finished.append(job)
-                admission.job_finished(job)
-
             node = dispatch.QueueNode(
                 Region.US,
                 repo=repo,
@@ -199,7 +196,7 @@ async def open_harness(
                 clock=clock,
                 settings=settings,
                 metrics=dispatch.NodeMetrics(registry),
-                on_finished=on_finished,
+                completions=[admission, jobs.OnFinished(finished.append), *observers],
             )
             nodes[Region.US] = node
             await node.start()

@@ -32,6 +32,12 @@ class NodeMetrics:
             ["region", "kind"],
             registry=registry,
         )
+        self.completion_failures = Counter(
+            "ferryman_completion_observer_failures_total",
+            "Calls of a completion observer (webhooks, admission holds, autoscaler) that raised; dispatch goes on.",
+            ["region", "observer"],
+            registry=registry,
+        )
         self.stale_messages = Counter(
             "ferryman_stale_worker_messages_total",
             "Worker messages rejected for an old fence token.",

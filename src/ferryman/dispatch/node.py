@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,18 @@ from ferryman.dispatch.registry import Quarantine, WorkerConn, WorkerRefused
 from ferryman.dispatch.signals import FleetSnapshot, NodeObserver, WorkerSnapshot
 from ferryman.dispatch.timers import TimerHeap
 from ferryman.errors import BacklogFull, StorageUnavailable
-from ferryman.jobs import Job, JobEvents, JobFailure, JobRepository, JobState, ModelInfo, QueueInfo, Timings
+from ferryman.jobs import (
+    CompletionObserver,
+    Completions,
+    Job,
+    JobEvents,
+    JobFailure,
+    JobRepository,
+    JobState,
+    ModelInfo,
+    QueueInfo,
+    Timings,
+)
 from ferryman.types import JobId, Priority, Region, Task
 
 log = structlog.get_logger(__name__)
@@ -56,7 +67,6 @@ class NodeSettings:
     cancel_commit_wait_seconds: float = 5.0
 
 
-OnFinished = Callable[[Job], None]
 EPOCH_SHIFT = 32
 PICK_AMONG = 8
 COMPACT_SLACK = 1024  # timer entries of finished jobs tolerated before the heaps are rebuilt
@@ -106,11 +116,15 @@ class QueueNode:
         clock: Clock,
         settings: NodeSettings,
         metrics: NodeMetrics,
-        on_finished: OnFinished | None = None,
+        completions: Sequence[CompletionObserver] = (),
     ) -> None:
+        """`completions`: what is told of each job once its outcome is committed, in order (jobs.completion)."""
         self.region = region
         self._repo, self._events, self._clock, self._settings = repo, events, clock, settings
-        self._metrics, self._on_finished = metrics, on_finished
+        self._metrics = metrics
+        self._completions = Completions(
+            completions, on_failure=lambda name: metrics.completion_failures.labels(region.value, name).inc()
+        )
         self._queues: dict[str, ModelQueues] = {}
         self._live: dict[str, LiveJob] = {}
         self._workers: dict[str, WorkerConn] = {}
@@ -175,10 +189,13 @@ class QueueNode:
                 await self._ticker
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._completions.aclose()
 
     def add_observer(self, observer: NodeObserver) -> None:
-        """Tell `observer` about arrivals and outcomes from now on (the autoscaler's live signals)."""
+        """Tell `observer` about arrivals and outcomes from now on (the autoscaler's live signals); outcomes
+        reach it as the last of the completion observers."""
         self._observers = (*self._observers, observer)
+        self._completions.add(observer)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
@@ -679,10 +696,7 @@ class QueueNode:
     def _announce(self, job: Job) -> None:
         self._metrics.jobs_total.labels(self.region, job.state.value).inc()
         self._events.finish(job, self._clock.monotonic())
-        if self._on_finished is not None:
-            self._on_finished(job)
-        for observer in self._observers:
-            observer.job_finished(job, self._clock.monotonic())
+        self._completions.notify(job, self._clock.monotonic())
 
     def reject_output(self, worker: WorkerConn, job_id: str, fence: int | None, reason: str) -> None:
         """A frame this worker sent for a job it holds broke the protocol's limits (a result nested too deep,

@@ -22,7 +22,8 @@ class NodeObserver(Protocol):
         ...
 
     def job_finished(self, job: Job, at_mono: float) -> None:
-        """A job reached a terminal state and it is committed; `job.usage` and `job.timings` are final."""
+        """A job reached a terminal state and it is committed; `job.usage` and `job.timings` are final. Called
+        as a completion observer (`jobs.Completions`), after the ones the container put first."""
         ...
 
 

@@ -14,6 +14,7 @@ from ferryman.jobs.admission import (
     WebhookAllowed,
     standard_checks,
 )
+from ferryman.jobs.completion import CompletionObserver, Completions, OnFinished
 from ferryman.jobs.events import JobEvents
 from ferryman.jobs.models import (
     TERMINAL_STATES,
@@ -50,6 +51,8 @@ __all__ = [
     "AdmissionCheck",
     "BacklogRoom",
     "Candidate",
+    "CompletionObserver",
+    "Completions",
     "HoldingCheck",
     "IdempotentReplay",
     "InputUrlsAllowed",
@@ -65,6 +68,7 @@ __all__ = [
     "JobState",
     "ModelInfo",
     "ModelServed",
+    "OnFinished",
     "QueueClient",
     "QueueInfo",
     "RegionServed",

@@ -82,8 +82,8 @@ class Admission:
         """The job ended, or will never be queued: give back what its checks hold. Later calls do nothing."""
         _release_all(job_id, self._held.pop(job_id, ()))
 
-    def job_finished(self, job: Job) -> None:
-        """Called with every job that reached its terminal state (committed): its holds are given back."""
+    def job_finished(self, job: Job, at_mono: float) -> None:
+        """A completion observer: every job that reached its terminal state gives back its holds."""
         self.release(job.id)
 
     def holding(self) -> int:
