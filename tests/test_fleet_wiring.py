@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ferryman.config import Settings
-from ferryman.fleet_wiring import check, managed_models, provider_name
+from ferryman.fleet_wiring import SavedQuarantine, check, managed_models, provider_name
 
 
 def settings(tmp_path: Path, **values: object) -> Settings:
@@ -69,3 +69,21 @@ def test_serve_refuses_vastai_without_a_key_before_starting_and_takes_no_key_fla
     )
     assert flag.returncode == 2 and "No such option" in flag.stderr
     assert not (tmp_path / "global.db").exists()  # nothing was started
+
+
+def test_the_vastai_host_quarantine_outlives_a_restart_and_an_unreadable_file_starts_empty(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "vastai-quarantine.json"
+    first = SavedQuarantine(path)
+    first.add("17", "its worker did not register within the boot timeout")
+
+    again = SavedQuarantine(path)
+    path.write_text("not json")
+    broken = SavedQuarantine(path)
+
+    assert (again.hosts, again.reason("17")) == (
+        frozenset({"17"}),
+        "its worker did not register within the boot timeout",
+    )
+    assert len(broken) == 0

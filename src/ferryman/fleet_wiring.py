@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import httpx
 import structlog
@@ -138,6 +139,29 @@ def _journal(audit: identity.AuditLog) -> autoscale.FleetJournal:
     return record
 
 
+class SavedQuarantine(providers.Quarantine):
+    """The Vast.ai host quarantine, written to a file at each addition so a restart does not rent a bad host again."""
+
+    def __init__(self, path: Path) -> None:
+        hosts: dict[str, str] = {}
+        try:
+            hosts = dict(providers.Quarantine.from_json(path.read_text()).items())
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as exc:
+            log.warning("autoscaler.quarantine_unreadable", path=str(path), error=type(exc).__name__)
+        super().__init__(hosts)
+        self._path = path
+
+    def add(self, host_id: str, reason: str) -> None:
+        known = host_id in self
+        super().add(host_id, reason)
+        if not known:
+            temporary = self._path.with_suffix(".tmp")
+            temporary.write_text(self.to_json())
+            temporary.replace(self._path)
+
+
 def _worker_url(settings: Settings) -> str:
     if settings.autoscale_worker_url:
         return settings.autoscale_worker_url.rstrip("/")
@@ -208,6 +232,7 @@ async def _open_vastai(settings: Settings, stack: contextlib.AsyncExitStack) -> 
         base_url=settings.vastai_base_url,
         disk_gb=settings.vastai_disk_gb,
         crash_limit=settings.vastai_crash_limit,
+        quarantine=SavedQuarantine(settings.data_dir / "vastai-quarantine.json"),
         **extra,  # type: ignore[arg-type]
     )
 

@@ -32,6 +32,10 @@ class Quarantine:
     def reason(self, host_id: str) -> str | None:
         return self._reasons.get(host_id)
 
+    def items(self) -> list[tuple[str, str]]:
+        """(host id, reason) pairs, sorted by host id."""
+        return sorted(self._reasons.items())
+
     def to_json(self) -> str:
         return json.dumps(self._reasons, sort_keys=True)
 
