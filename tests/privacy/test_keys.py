@@ -179,3 +179,40 @@ async def test_payload_cipher_uses_one_key_when_first_encrypts_of_an_org_race(
     assert [await restarted.decrypt("org_new", s, aad=f"job_{i}:payload") for i, s in enumerate(sealed)] == [
         PLAIN
     ] * 10
+
+
+async def _destroy_key(engine: AsyncEngine, org_id: str) -> None:
+    """What an erasure does to the store: the org's wrapped data key is gone."""
+    async with engine.begin() as conn:
+        await conn.execute(tables.org_keys.delete().where(tables.org_keys.c.org_id == org_id))
+
+
+async def test_a_forgotten_destroyed_key_no_longer_decrypts(
+    region_engine: AsyncEngine, writer: StoreWriter
+) -> None:
+    c = cipher(region_engine, writer)
+    sealed = await c.encrypt("org_a", PLAIN, aad="job_1:payload")
+    other = await c.encrypt("org_b", PLAIN, aad="job_2:payload")
+    await _destroy_key(region_engine, "org_a")
+    assert await c.decrypt("org_a", sealed, aad="job_1:payload") == PLAIN  # the cached key still works
+
+    c.forget("org_a")
+
+    with pytest.raises(InvalidTag):
+        await c.decrypt("org_a", sealed, aad="job_1:payload")
+    assert await c.decrypt("org_b", other, aad="job_2:payload") == PLAIN  # other orgs keep their keys
+
+
+async def test_forget_during_a_key_load_does_not_cache_the_old_key(
+    region_engine: AsyncEngine, writer: StoreWriter
+) -> None:
+    c = cipher(region_engine, writer)
+    sealed = await c.encrypt("org_a", PLAIN, aad="job_1:payload")
+    c.forget("org_a")
+
+    loading = asyncio.ensure_future(c.decrypt("org_a", sealed, aad="job_1:payload"))
+    await asyncio.sleep(0)  # the load is reading the store now
+    c.forget("org_a")
+    assert await loading == PLAIN
+
+    assert not c.cached("org_a")

@@ -20,7 +20,7 @@ from ferryman.jobs import usage_outbox
 from ferryman.jobs.models import Job, JobFailure, JobPage, JobState, Timings
 from ferryman.jobs.usage_outbox import UsageOutbox
 from ferryman.privacy import PayloadCipher
-from ferryman.store import LocalBlobStore, StoreWriter, tables
+from ferryman.store import BlobStore, StoreWriter, tables
 from ferryman.types import JobId, OrgId, Priority, Region, Task, new_id
 
 log = structlog.get_logger(__name__)
@@ -143,7 +143,7 @@ class JobRepository:
         engine: AsyncEngine,
         writer: StoreWriter,
         cipher: PayloadCipher,
-        blobs: LocalBlobStore,
+        blobs: BlobStore,
     ) -> None:
         self.region = region
         self._blobs = blobs

@@ -57,10 +57,23 @@ class PayloadCipher:
         self._engine = engine
         self._writer = writer
         self._keys: dict[str, bytes] = {}
+        # bumped by `forget`: a key read from the store before it is not cached after it
+        self._generation: dict[str, int] = {}
+
+    def forget(self, org_id: str) -> None:
+        """Drop the org's data key from memory, so the next use reads the store again. Call it when the key was
+        destroyed (erasure): otherwise this process would keep decrypting the org's data until it restarts."""
+        self._keys.pop(org_id, None)
+        self._generation[org_id] = self._generation.get(org_id, 0) + 1
+
+    def cached(self, org_id: str) -> bool:
+        """Whether the org's data key is held in memory now."""
+        return org_id in self._keys
 
     async def _data_key(self, org_id: str) -> bytes:
         if key := self._keys.get(org_id):
             return key
+        generation = self._generation.get(org_id, 0)
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -71,7 +84,8 @@ class PayloadCipher:
             key = await self._writer.write(lambda conn: self._create_key(conn, org_id))
         else:
             key = _open(self._master, row.wrapped_key, f"{self._region}:{org_id}".encode())
-        self._keys[org_id] = key
+        if self._generation.get(org_id, 0) == generation:
+            self._keys[org_id] = key
         return key
 
     def _create_key(self, conn: Connection, org_id: str) -> bytes:

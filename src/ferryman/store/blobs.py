@@ -1,7 +1,10 @@
-"""Local blob directories, one per region: media bytes live in files, never in another region's directory.
+"""Blob stores, one per region and key space: media bytes never land in another region's store.
 
-The store writes whatever bytes it is given; callers hand it ciphertext (see privacy.PayloadCipher). In
-production an S3-compatible store per region implements the same four methods.
+`BlobStore` is what callers depend on; `LocalBlobStore` (a directory) is the one implementation today, and an
+S3-compatible store per region implements the same three methods. A store writes whatever bytes it is given;
+callers hand it ciphertext (see privacy.PayloadCipher). Each key space is its own store (job outputs in
+`<region>/blobs`; library items will get a directory or bucket prefix of their own), so two kinds of objects
+never share keys.
 """
 
 from __future__ import annotations
@@ -9,13 +12,33 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import anyio
 
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 
 
+@runtime_checkable
+class BlobStore(Protocol):
+    """Bytes by (org, key) in one region and key space. Keys are plain names (`[A-Za-z0-9_.-]`, up to 200)."""
+
+    async def put(self, org_id: str, key: str, data: bytes) -> None:
+        """Store `data` under the key, replacing what was there; durable when this returns."""
+        ...
+
+    async def get(self, org_id: str, key: str) -> bytes | None:
+        """The bytes under the key, or None."""
+        ...
+
+    async def delete(self, org_id: str, key: str) -> None:
+        """Remove the key; nothing happens if it is absent."""
+        ...
+
+
 class LocalBlobStore:
+    """A `BlobStore` in a local directory: `<root>/<org_id>/<key>`, written through a temporary file."""
+
     def __init__(self, root: Path) -> None:
         self._root = root
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
