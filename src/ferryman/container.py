@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ferryman import autoscale, dispatch, fleet_wiring, identity, jobs, privacy, store
+from ferryman.background import Background
 from ferryman.clock import Clock, SystemClock
 from ferryman.config import Settings
 from ferryman.types import Region
@@ -24,6 +25,8 @@ class Container:
     clock: Clock
     registry: CollectorRegistry
     autoscaler: autoscale.Autoscaler | None
+    # background work of the domains (sweepers, outbox consumers): stopped before the stores it writes to
+    background: Background
     # fields named like a package come last: from their line on, the name means the field in this class body
     webhooks: jobs.WebhookSender
     bootstrap: identity.Bootstrap
@@ -152,11 +155,14 @@ async def open_container(settings: Settings, *, clock: Clock | None = None) -> A
             stack.push_async_callback(
                 autoscaler.stop
             )  # before the nodes stop: workers finish their jobs first
+        background = Background()
+        stack.push_async_callback(background.stop)  # pushed last: stopped first
         yield Container(
             settings=settings,
             clock=clock,
             registry=registry,
             autoscaler=autoscaler,
+            background=background,
             identity=identity_service,
             jobs=job_service,
             nodes=nodes,
