@@ -6,42 +6,25 @@ and uses inside the single writer, so a single-use link admits exactly one perso
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Connection, and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ferryman.clock import Clock
 from ferryman.errors import Conflict, Forbidden, Gone, InvalidRequest, NotFound
 from ferryman.identity import tokens
 from ferryman.identity.audit import AuditLog
+from ferryman.identity.invitation_repository import InvitationRepository
 from ferryman.identity.mail import Mailer
 from ferryman.identity.models import AuditAction, Invitation, IssuedInvitation, Org, Principal, Role, Scope
 from ferryman.identity.repository import IdentityRepository
-from ferryman.store import StoreWriter, tables
-from ferryman.types import OrgId, UserId, new_id
+from ferryman.store import StoreWriter
+from ferryman.types import UserId, new_id
 
 INVITATION_SECONDS = 7 * 86_400.0
 MAX_USES = 1000
 MAX_EMAIL = 320
 
 
-def _invitation(row: Any) -> Invitation:
-    return Invitation(
-        row.id,
-        OrgId(row.org_id),
-        row.email,
-        Role(row.role),
-        row.max_uses,
-        row.uses,
-        UserId(row.created_by),
-        row.created_at,
-        row.expires_at,
-        row.revoked_at,
-    )
-
-
-def check_usable(row: Any, now: float) -> None:
+def check_usable(row: Invitation, now: float) -> None:
     """Raise Gone (410) for a revoked, expired or used-up invitation."""
     if row.revoked_at is not None:
         raise Gone("this invitation was revoked; ask for a new one")
@@ -63,7 +46,8 @@ class InvitationService:
         mailer: Mailer | None,
         link_base: str,
     ) -> None:
-        self._engine, self._writer, self._repo, self._clock = engine, writer, repo, clock
+        self._invitations = InvitationRepository(engine=engine, writer=writer)
+        self._repo, self._clock = repo, clock
         self._audit, self._mailer, self._link_base = audit, mailer, link_base.rstrip("/")
 
     def link(self, secret: str) -> str:
@@ -107,22 +91,7 @@ class InvitationService:
             now + INVITATION_SECONDS,
             None,
         )
-        await self._writer.write(
-            lambda conn: conn.execute(
-                insert(tables.invitations).values(
-                    id=invitation.id,
-                    org_id=org.id,
-                    token_hash=tokens.hash_secret(secret),
-                    email=email,
-                    role=role.value,
-                    max_uses=max_uses,
-                    uses=0,
-                    created_by=actor.user_id,
-                    created_at=now,
-                    expires_at=invitation.expires_at,
-                )
-            )
-        )
+        await self._invitations.insert(invitation, token_hash=tokens.hash_secret(secret))
         await self._audit.record(
             AuditAction.INVITATION_CREATED,
             org_id=org.id,
@@ -149,10 +118,7 @@ class InvitationService:
         org = await self._org(actor, org_id)
         if not actor.has(Scope.ORG_ADMIN):
             raise Forbidden("listing invitations needs the 'org:admin' scope")
-        i = tables.invitations
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(select(i).where(i.c.org_id == org.id).order_by(i.c.id))).all()
-        return [_invitation(r) for r in rows]
+        return await self._invitations.find_for_org(org.id)
 
     async def revoke(
         self, actor: Principal, org_id: str, invitation_id: str, *, ip: str | None = None
@@ -161,14 +127,7 @@ class InvitationService:
         found = {inv.id: inv for inv in await self.find(actor, org_id)}
         if invitation_id not in found:
             raise NotFound(f"invitation {invitation_id!r} not found")
-        i, now = tables.invitations, self._clock.now()
-        await self._writer.write(
-            lambda conn: conn.execute(
-                update(i)
-                .where(and_(i.c.id == invitation_id, i.c.revoked_at.is_(None)))
-                .values(revoked_at=now)
-            )
-        )
+        await self._invitations.revoke(invitation_id, now=self._clock.now())
         await self._audit.record(
             AuditAction.INVITATION_REVOKED,
             org_id=actor.org_id,
@@ -182,47 +141,32 @@ class InvitationService:
         """The invitation behind a link and its org; NotFound for an unknown link, Gone for a dead one."""
         row = await self._row(secret)
         check_usable(row, self._clock.now())
-        org = await self._repo.get_org(OrgId(row.org_id))
+        org = await self._repo.get_org(row.org_id)
         assert org is not None
-        return _invitation(row), org
+        return row, org
 
     async def accept(self, secret: str, user_id: UserId, *, ip: str | None = None) -> Invitation:
         """Make the user a member with the invitation's role. Gone when dead, Conflict when already a member."""
         row = await self._row(secret)
-        i, m = tables.invitations, tables.members
-
-        def write(conn: Connection) -> None:
-            fresh = conn.execute(select(i).where(i.c.id == row.id)).first()
-            check_usable(fresh, self._clock.now())
-            member = conn.execute(
-                select(m.c.role).where(and_(m.c.org_id == row.org_id, m.c.user_id == user_id))
-            ).first()
-            if member is not None:
-                raise Conflict("you are already a member of this org")
-            conn.execute(update(i).where(i.c.id == row.id).values(uses=i.c.uses + 1))
-            conn.execute(
-                insert(m).values(
-                    org_id=row.org_id, user_id=user_id, role=row.role, created_at=self._clock.now()
-                )
-            )
-
-        await self._writer.write(write)
+        now = self._clock.now()
+        if not await self._invitations.use(
+            row.id, user_id, now=now, check=lambda fresh: check_usable(fresh, now)
+        ):
+            raise Conflict("you are already a member of this org")
         await self._audit.record(
             AuditAction.MEMBER_JOINED,
-            org_id=OrgId(row.org_id),
+            org_id=row.org_id,
             actor=user_id,
             target=row.id,
-            details={"role": row.role},
+            details={"role": row.role.value},
             ip=ip,
         )
-        return _invitation(row)
+        return row
 
-    async def _row(self, secret: str) -> Any:
+    async def _row(self, secret: str) -> Invitation:
         if not secret.startswith(tokens.INVITATION_PREFIX) or len(secret) > tokens.MAX_TOKEN_LENGTH:
             raise NotFound("invitation not found")
-        i = tables.invitations
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(select(i).where(i.c.token_hash == tokens.hash_secret(secret)))).first()
+        row = await self._invitations.find_by_hash(tokens.hash_secret(secret))
         if row is None:
             raise NotFound("invitation not found")
         return row

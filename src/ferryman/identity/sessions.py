@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ferryman.clock import Clock
@@ -19,17 +17,12 @@ from ferryman.identity import tokens
 from ferryman.identity.audit import AuditLog
 from ferryman.identity.models import AuditAction, BrowserSession
 from ferryman.identity.revocations import AuthState
-from ferryman.store import StoreWriter, tables
+from ferryman.identity.session_repository import SessionRepository
+from ferryman.store import StoreWriter
 from ferryman.types import UserId, new_id
 
 MAX_USER_AGENT = 300
 TOUCH_EVERY_SECONDS = 60.0
-
-
-def _session(row: Any) -> BrowserSession:
-    return BrowserSession(
-        row.id, UserId(row.user_id), row.created_at, row.last_seen_at, row.expires_at, row.ip, row.user_agent
-    )
 
 
 class SessionService:
@@ -44,7 +37,7 @@ class SessionService:
         key: bytes,
         lifetime_seconds: float,
     ) -> None:
-        self._engine, self._writer, self._clock = engine, writer, clock
+        self._repo, self._clock = SessionRepository(engine=engine, writer=writer), clock
         self._state, self._audit, self._key, self._lifetime = state, audit, key, lifetime_seconds
 
     async def start(
@@ -65,21 +58,7 @@ class SessionService:
             (user_agent or "")[:MAX_USER_AGENT] or None,
         )
 
-        def write(conn: Connection) -> None:
-            conn.execute(
-                insert(tables.browser_sessions).values(
-                    id=session.id,
-                    token_hash=tokens.hash_secret(secret),
-                    user_id=user_id,
-                    created_at=now,
-                    last_seen_at=now,
-                    expires_at=session.expires_at,
-                    ip=ip,
-                    user_agent=session.user_agent,
-                )
-            )
-
-        await self._writer.write(write)
+        await self._repo.insert(session, token_hash=tokens.hash_secret(secret))
         return session, secret
 
     async def resolve(self, secret: str | None, *, ip: str | None = None) -> BrowserSession | None:
@@ -90,26 +69,13 @@ class SessionService:
             or len(secret) > tokens.MAX_TOKEN_LENGTH
         ):
             return None
-        s, now = tables.browser_sessions, self._clock.now()
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(s).where(
-                        and_(
-                            s.c.token_hash == tokens.hash_secret(secret),
-                            s.c.revoked_at.is_(None),
-                            s.c.expires_at > now,
-                        )
-                    )
-                )
-            ).first()
-        if row is None:
+        now = self._clock.now()
+        session = await self._repo.find_live_by_hash(tokens.hash_secret(secret), now=now)
+        if session is None:
             return None
-        if now - row.last_seen_at > TOUCH_EVERY_SECONDS:
-            self._writer.submit(
-                lambda conn: conn.execute(update(s).where(s.c.id == row.id).values(last_seen_at=now, ip=ip))
-            )
-        return _session(row)
+        if now - session.last_seen_at > TOUCH_EVERY_SECONDS:
+            self._repo.touch(session.id, now=now, ip=ip)
+        return session
 
     def csrf_token(self, session: BrowserSession | str) -> str:
         """Bound to one session (or, before sign-in, to one pending sign-in nonce)."""
@@ -126,22 +92,7 @@ class SessionService:
             await self._revoke(session.user_id, [session.id])
 
     async def find(self, user_id: UserId) -> list[BrowserSession]:
-        s = tables.browser_sessions
-        async with self._engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(s)
-                    .where(
-                        and_(
-                            s.c.user_id == user_id,
-                            s.c.revoked_at.is_(None),
-                            s.c.expires_at > self._clock.now(),
-                        )
-                    )
-                    .order_by(s.c.created_at.desc())
-                )
-            ).all()
-        return [_session(r) for r in rows]
+        return await self._repo.find_live_for_user(user_id, now=self._clock.now())
 
     async def revoke(self, user_id: UserId, session_id: str) -> None:
         """End one of this user's sessions; another user's id is NotFound."""
@@ -164,15 +115,9 @@ class SessionService:
         return len(ids)
 
     async def _revoke(self, user_id: UserId, ids: list[str]) -> None:
-        s, now = tables.browser_sessions, self._clock.now()
         if not ids:
             return
-        await self._writer.write(
-            lambda conn: conn.execute(
-                update(s)
-                .where(and_(s.c.user_id == user_id, s.c.id.in_(ids), s.c.revoked_at.is_(None)))
-                .values(revoked_at=now)
-            )
-        )
+        now = self._clock.now()
+        await self._repo.revoke(user_id, ids, now=now)
         for session_id in ids:
             self._state.revoke_token(session_id, now=now)
