@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from ferryman.autoscale import simulate_app
 from ferryman.cli_identity import identity_app
+from ferryman.cli_tls import tls_app
 from ferryman.cli_worker import run_on_uvloop, worker
 from ferryman.config import Settings
 from ferryman.fleet_wiring import BACKEND_TASKS
@@ -40,6 +41,7 @@ orgs_app = typer.Typer(help="Manage organizations (operator commands; they act o
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(simulate_app)
 app.add_typer(identity_app)
+app.add_typer(tls_app)
 app.command("worker")(worker)
 console = Console(stderr=True)
 

@@ -1,4 +1,5 @@
-"""The fal-compatible queue routes: submit, status, result, cancel."""
+"""The fal-compatible routes: the synchronous run (`fal_client.run`, FAL_RUN_HOST) and the queue (submit,
+status, result, cancel; FAL_QUEUE_RUN_HOST)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from ferryman.api.fal.schemas import payload_for, task_for
 from ferryman.api.openapi import ERROR_REF, json_body
 from ferryman.api.outcomes import failure_of, spec_for
 from ferryman.api.signed_urls import UrlSigner, origin_of
-from ferryman.api.timing import job_headers
-from ferryman.errors import FerrymanError, InvalidRequest, NotFound
-from ferryman.jobs import Job, JobState
-from ferryman.types import Priority
+from ferryman.api.timing import job_headers, run_timed
+from ferryman.errors import Conflict, FerrymanError, InvalidRequest, NotFound
+from ferryman.identity import Principal
+from ferryman.jobs import Job, JobService, JobState
+from ferryman.types import Priority, Task
 
 router = APIRouter()
 REQUEST_ID = "x-fal-request-id"  # the job id; fal-client takes a response carrying it for fal's own
@@ -27,10 +29,36 @@ def _headers(job: Job, started: float) -> dict[str, str]:
     return job_headers(job, started=started, waited_here=False, id_header=REQUEST_ID)
 
 
-@router.post(
-    "/{model:path}",
-    openapi_extra=json_body({"type": "object", "description": "The model's inputs (docs/surfaces.md)."}),
-)
+INPUTS = json_body({"type": "object", "description": "The model's inputs (docs/surfaces.md)."})
+
+
+async def _inputs(request: Request, jobs: JobService, principal: Principal, model: str) -> tuple[Task, Any]:
+    info = jobs.model_info(principal.region, model)
+    if info is None:
+        raise NotFound(f"model {model!r} is not served in region {principal.region}")
+    task = task_for(info.tasks)
+    return task, payload_for(task, await request.body())
+
+
+# registered before the queue's `POST /{model}`, which would otherwise take `run/…` as a model's name
+@router.post("/run/{model:path}", openapi_extra=INPUTS)
+async def run(request: Request, model: str, principal: JobsWriter, jobs: Jobs) -> JSONResponse:
+    """fal's synchronous endpoint (`fal_client.run`): the model's output itself, once the job has ended."""
+    started = time.perf_counter()
+    task, payload = await _inputs(request, jobs, principal, model)
+    spec = spec_for(principal, task=task, model=model, payload=payload)
+    try:
+        job = await run_timed(request, jobs, spec, started=started, id_header=REQUEST_ID)
+    except Conflict as exc:  # cancelled meanwhile: not 409, which fal-client would answer by running it again
+        raise InvalidRequest(exc.message, details={"code": "request_cancelled"}) from None
+    signer: UrlSigner = request.app.state.signer
+    view = render.result_view(job, signer=signer, origin=origin_of(request))
+    return JSONResponse(
+        view, headers=job_headers(job, started=started, waited_here=True, id_header=REQUEST_ID)
+    )
+
+
+@router.post("/{model:path}", openapi_extra=INPUTS)
 async def submit(
     request: Request,
     model: str,
@@ -39,11 +67,7 @@ async def submit(
     fal_webhook: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> JSONResponse:
     started = time.perf_counter()
-    info = jobs.model_info(principal.region, model)
-    if info is None:
-        raise NotFound(f"model {model!r} is not served in region {principal.region}")
-    task = task_for(info.tasks)
-    payload = payload_for(task, await request.body())
+    task, payload = await _inputs(request, jobs, principal, model)
     job, _ = await jobs.submit(
         spec_for(
             principal,
