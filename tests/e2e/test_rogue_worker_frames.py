@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import httpx
@@ -54,6 +55,12 @@ def test_result_nested_900_deep_fails_its_job_and_the_job_stays_readable(make_se
         assert isinstance(error, p.ErrorMessage) and error.code == "protocol_error"
         assert (error.job_id, "deeper than 64 levels" in error.message) == (job_id, True)
         with server.client() as api:
+            # the failure is committed through the store's writer: wait for it, then read it again and again
+            deadline = time.monotonic() + 10
+            while (
+                api.get(f"/v1/jobs/{job_id}").json().get("status") != "failed" and time.monotonic() < deadline
+            ):
+                time.sleep(0.05)
             for _ in range(2):  # readable every time, not once
                 got = api.get(f"/v1/jobs/{job_id}")
                 assert got.status_code == 200, got.text
