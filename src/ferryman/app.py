@@ -10,8 +10,8 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from ferryman.api import health
-from ferryman.api.enrol import enrol_endpoint
 from ferryman.api.anthropic import create_anthropic_app
+from ferryman.api.enrol import enrol_endpoint
 from ferryman.api.fal import create_fal_app
 from ferryman.api.native import create_native_app
 from ferryman.api.openai import create_openai_app

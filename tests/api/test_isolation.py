@@ -41,6 +41,7 @@ MIN_ORG_OBJECT_ROUTES = 17
 # routes whose only path parameter is a served model: the catalogue is the platform's, not an org's object
 NOT_ORG_OBJECTS = {
     "POST /fal/{model:path}",
+    "POST /fal/run/{model:path}",
     "GET /openai/v1/models/{model:path}",
     "GET /anthropic/v1/models/{model:path}",
 }
