@@ -19,11 +19,13 @@ import pytest
 from tests.e2e.processes import FerrymanServer, wait_until
 
 CHAT = {"task": "chat", "input": {"messages": [{"role": "user", "content": "bonjour tout le monde"}]}}
-# makes every `ferryman worker` process die by SIGILL as it starts, as a wrongly built llama.cpp does
+# makes every `ferryman worker` die by SIGILL a few seconds in, as a wrongly built llama.cpp does while loading
+# the model: the test's job is queued before the first death
 SIGILL_AT_START = """\
-import os, signal
+import os, signal, time
 with open("/proc/self/cmdline", "rb") as f:
     if b"worker" in f.read().split(b"\\0"):
+        time.sleep(5)
         os.kill(os.getpid(), signal.SIGILL)
 """
 
