@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import anthropic
+import openai
 import pytest
 
 from tests.e2e.processes import FerrymanServer
@@ -24,6 +26,24 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ferryman
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def oai(shared_server: FerrymanServer) -> Iterator[openai.OpenAI]:
+    """The official OpenAI SDK pointed at the shared server, without its retries (a test sees every answer)."""
+    with openai.OpenAI(
+        base_url=f"{shared_server.url}/openai/v1", api_key=shared_server.token, max_retries=0
+    ) as sdk:
+        yield sdk
+
+
+@pytest.fixture(scope="module")
+def claude(shared_server: FerrymanServer) -> Iterator[anthropic.Anthropic]:
+    """The official Anthropic SDK pointed at the shared server, without its retries."""
+    with anthropic.Anthropic(
+        base_url=f"{shared_server.url}/anthropic", api_key=shared_server.token, max_retries=0
+    ) as sdk:
+        yield sdk
 
 
 @pytest.fixture

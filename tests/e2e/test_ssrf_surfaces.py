@@ -6,8 +6,6 @@ embedding 127.0.0.1, fec0::/10) were accepted. Driven with the official SDKs aga
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import anthropic
 import fal_client.client
 import openai
@@ -17,22 +15,6 @@ from tests.e2e.processes import FerrymanServer
 from tests.e2e.tls import LocalCA
 
 INTERNAL = ["http://100.100.100.200/latest/meta-data/", "http://[2002:7f00:1::1]/x", "http://[fec0::1]/x"]
-
-
-@pytest.fixture(scope="module")
-def oai(shared_server: FerrymanServer) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(
-        base_url=f"{shared_server.url}/openai/v1", api_key=shared_server.token, max_retries=0
-    ) as sdk:
-        yield sdk
-
-
-@pytest.fixture(scope="module")
-def claude(shared_server: FerrymanServer) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(
-        base_url=f"{shared_server.url}/anthropic", api_key=shared_server.token, max_retries=0
-    ) as sdk:
-        yield sdk
 
 
 def _image_message(url: str) -> list[dict[str, object]]:

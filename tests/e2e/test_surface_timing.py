@@ -4,7 +4,6 @@ each official SDK exposes them (raw responses), against a real server and echo w
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -33,22 +32,6 @@ def job_timings(server: FerrymanServer, job_id: str) -> dict[str, Any]:
         assert job.status_code == 200, job.text
         timings: dict[str, Any] = job.json()["timings"]
         return timings
-
-
-@pytest.fixture(scope="module")
-def oai(shared_server: FerrymanServer) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(
-        base_url=f"{shared_server.url}/openai/v1", api_key=shared_server.token, max_retries=0
-    ) as sdk:
-        yield sdk
-
-
-@pytest.fixture(scope="module")
-def claude(shared_server: FerrymanServer) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(
-        base_url=f"{shared_server.url}/anthropic", api_key=shared_server.token, max_retries=0
-    ) as sdk:
-        yield sdk
 
 
 def test_openai_chat_carries_the_four_timings_and_the_job_id(
